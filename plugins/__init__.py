@@ -1,0 +1,1 @@
+"""Built-in model family plugins, registered through the `vlm_router` entry-point group."""

@@ -1,0 +1,127 @@
+"""Qwen2-VL and Qwen2.5-VL: ChatML prompts with vision start/pad/end tokens."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from pathlib import Path
+
+from vlm_router import hookimpl
+from vlm_router.config import VideoSupport
+from vlm_router.conversation import Image, Message
+from vlm_router.family import Capabilities, Family
+
+IMAGE_TAG = "<|vision_start|><|image_pad|><|vision_end|>"
+DEFAULT_SYSTEM = "You are a helpful assistant."
+SPECIAL_TOKENS = (
+    "<|endoftext|>", "<|im_start|>", "<|im_end|>", "<|vision_start|>", "<|vision_end|>",
+    "<|image_pad|>", "<|video_pad|>", "<|object_ref_start|>", "<|object_ref_end|>",
+    "<|box_start|>", "<|box_end|>", "<|quad_start|>", "<|quad_end|>", "<|vision_pad|>",
+)  # fmt: skip
+
+# The chat template published with Qwen2-VL-2B-Instruct and Qwen2.5-VL-7B-Instruct.
+CHAT_TEMPLATE = (
+    "{% set image_count = namespace(value=0) %}{% set video_count = namespace(value=0) %}"
+    "{% for message in messages %}{% if loop.first and message['role'] != 'system' %}"
+    "<|im_start|>system\nYou are a helpful assistant.<|im_end|>\n{% endif %}"
+    "<|im_start|>{{ message['role'] }}\n{% if message['content'] is string %}"
+    "{{ message['content'] }}<|im_end|>\n{% else %}{% for content in message['content'] %}"
+    "{% if content['type'] == 'image' or 'image' in content or 'image_url' in content %}"
+    "{% set image_count.value = image_count.value + 1 %}{% if add_vision_id %}"
+    "Picture {{ image_count.value }}: {% endif %}<|vision_start|><|image_pad|><|vision_end|>"
+    "{% elif content['type'] == 'video' or 'video' in content %}"
+    "{% set video_count.value = video_count.value + 1 %}{% if add_vision_id %}"
+    "Video {{ video_count.value }}: {% endif %}<|vision_start|><|video_pad|><|vision_end|>"
+    "{% elif 'text' in content %}{{ content['text'] }}{% endif %}{% endfor %}<|im_end|>\n"
+    "{% endif %}{% endfor %}{% if add_generation_prompt %}<|im_start|>assistant\n{% endif %}"
+)
+
+
+class Qwen2VLFamily(Family):
+    name = "qwen2_vl"
+    model_types = ("qwen2_vl", "qwen2_5_vl")
+    capabilities = Capabilities(images=True, max_images=None, video=VideoSupport.NATIVE, max_aspect_ratio=200)
+    description = "Qwen2-VL and Qwen2.5-VL (ChatML, <|vision_start|><|image_pad|><|vision_end|> per image)"
+    history_images = "kept: images of earlier turns stay in the prompt at their place and are encoded again"
+    reserved_tags = ("<|vision_start|>", "<|vision_end|>", "<|image_pad|>", "<|video_pad|>")
+
+    def build_prompt(self, messages: Sequence[Message]) -> str:
+        out: list[str] = []
+        if not messages or messages[0].role != "system":
+            out.append(f"<|im_start|>system\n{DEFAULT_SYSTEM}<|im_end|>\n")
+        for message in messages:
+            out.append(f"<|im_start|>{message.role}\n")
+            out.extend(IMAGE_TAG if isinstance(part, Image) else part.text for part in message.parts)
+            out.append("<|im_end|>\n")
+        out.append("<|im_start|>assistant\n")
+        return "".join(out)
+
+    def tiny_model_types(self) -> tuple[str, ...]:
+        return self.model_types
+
+    def build_tiny(self, model_type: str, out_dir: Path) -> None:
+        from transformers import (
+            Qwen2_5_VLConfig,
+            Qwen2_5_VLForConditionalGeneration,
+            Qwen2TokenizerFast,
+            Qwen2VLConfig,
+            Qwen2VLForConditionalGeneration,
+            Qwen2VLImageProcessor,
+            Qwen2VLProcessor,
+        )
+        from transformers.models.qwen2_vl.video_processing_qwen2_vl import Qwen2VLVideoProcessor
+
+        from vlm_router.tiny import TINY_VOCAB, seeded, train_tokenizer
+
+        tokenizer = Qwen2TokenizerFast(
+            tokenizer_object=train_tokenizer(SPECIAL_TOKENS),
+            eos_token="<|im_end|>",
+            pad_token="<|endoftext|>",
+            unk_token=None,
+            bos_token=None,
+        )
+        ids = {token: tokenizer.convert_tokens_to_ids(token) for token in SPECIAL_TOKENS}
+        # head_dim 16: the three mrope sections must add up to 8.
+        text = dict(
+            vocab_size=TINY_VOCAB, hidden_size=64, intermediate_size=128, num_hidden_layers=2,
+            num_attention_heads=4, num_key_value_heads=2, max_position_embeddings=4096,
+            rope_scaling={"type": "mrope", "mrope_section": [2, 3, 3]}, tie_word_embeddings=False,
+        )  # fmt: skip
+        vision_common = dict(depth=2, num_heads=2, patch_size=14, spatial_merge_size=2, temporal_patch_size=2)
+        if model_type == "qwen2_vl":
+            config_class, model_class = Qwen2VLConfig, Qwen2VLForConditionalGeneration
+            vision = dict(vision_common, embed_dim=32, hidden_size=64, mlp_ratio=2)
+        else:
+            config_class, model_class = Qwen2_5_VLConfig, Qwen2_5_VLForConditionalGeneration
+            vision = dict(
+                vision_common, hidden_size=32, intermediate_size=64, out_hidden_size=64,
+                fullatt_block_indexes=[1], window_size=56,
+            )  # fmt: skip
+        config = config_class(
+            text_config=text,
+            vision_config=vision,
+            vocab_size=TINY_VOCAB,
+            hidden_size=64,
+            image_token_id=ids["<|image_pad|>"],
+            video_token_id=ids["<|video_pad|>"],
+            vision_start_token_id=ids["<|vision_start|>"],
+            vision_end_token_id=ids["<|vision_end|>"],
+            bos_token_id=ids["<|endoftext|>"],
+            eos_token_id=ids["<|im_end|>"],
+            pad_token_id=ids["<|endoftext|>"],
+        )
+        with seeded():
+            model = model_class(config).eval()
+        model.save_pretrained(out_dir)
+        model.generation_config.save_pretrained(out_dir)
+        processor = Qwen2VLProcessor(
+            image_processor=Qwen2VLImageProcessor(),
+            tokenizer=tokenizer,
+            video_processor=Qwen2VLVideoProcessor(),
+            chat_template=CHAT_TEMPLATE,
+        )
+        processor.save_pretrained(out_dir)
+
+
+@hookimpl
+def register_families(register) -> None:  # noqa: ANN001 - pluggy passes the registry's callable
+    register(Qwen2VLFamily())

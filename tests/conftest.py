@@ -1,0 +1,165 @@
+"""Shared fixtures: tiny models built offline once, a real server on a loopback port, media helpers."""
+
+from __future__ import annotations
+
+import asyncio
+import base64
+import hashlib
+import http.server
+import io
+import threading
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import openai
+import pytest
+from aiohttp import web
+from PIL import Image
+
+from vlm_router.api.app import create_app
+from vlm_router.config import RouterConfig, parse_config
+from vlm_router.plugins import load_families
+from vlm_router.tiny import make_tiny
+
+ROOT = Path(__file__).resolve().parent.parent
+_BUILDER_SOURCES = [ROOT / "vlm_router" / "tiny.py", ROOT / "plugins" / "qwen2_vl.py"]
+
+
+def _models_dir() -> Path:
+    """A cache of tiny models keyed by the code that builds them, so reruns skip the build."""
+    digest = hashlib.sha256(b"".join(p.read_bytes() for p in _BUILDER_SOURCES)).hexdigest()[:12]
+    return ROOT / "tests" / ".tiny-models" / digest
+
+
+@pytest.fixture(scope="session")
+def families():
+    return load_families()
+
+
+@pytest.fixture(scope="session")
+def tiny_models(families) -> dict[str, Path]:
+    """OpenVINO folders of tiny Qwen2-VL and Qwen2.5-VL, and the Qwen2-VL Hugging Face checkpoint."""
+    base = _models_dir()
+    return {
+        "qwen2_vl": make_tiny(families, "qwen2_vl", base / "qwen2_vl"),
+        "qwen2_5_vl": make_tiny(families, "qwen2_5_vl", base / "qwen2_5_vl"),
+        "qwen2_vl_hf": make_tiny(families, "qwen2_vl", base / "qwen2_vl_hf", hf_only=True),
+    }
+
+
+def router_config(models: list[dict[str, Any]], **sections: Any) -> RouterConfig:
+    """A validated config from plain data, media allowed from loopback unless given."""
+    sections.setdefault("media", {"allowed_hosts": ["127.0.0.1"]})
+    return parse_config({"models": models, **sections})
+
+
+class ServerThread:
+    """A real vlm-router server on 127.0.0.1, running its own event loop on a thread."""
+
+    def __init__(self, app: web.Application) -> None:
+        self.app = app
+        self.loop = asyncio.new_event_loop()
+        self.runner = web.AppRunner(app)
+        self._thread = threading.Thread(target=self.loop.run_forever, daemon=True)
+
+    def __enter__(self) -> ServerThread:
+        self._thread.start()
+        asyncio.run_coroutine_threadsafe(self._start(), self.loop).result(timeout=30)
+        return self
+
+    async def _start(self) -> None:
+        await self.runner.setup()
+        site = web.TCPSite(self.runner, "127.0.0.1", 0)
+        await site.start()
+        self.port = self.runner.addresses[0][1]
+
+    def __exit__(self, *_: object) -> None:
+        asyncio.run_coroutine_threadsafe(self.runner.cleanup(), self.loop).result(timeout=30)
+        self.loop.call_soon_threadsafe(self.loop.stop)
+        self._thread.join(timeout=10)
+
+    @property
+    def url(self) -> str:
+        return f"http://127.0.0.1:{self.port}"
+
+
+@pytest.fixture(scope="session")
+def server(tiny_models, families) -> Iterator[ServerThread]:
+    """One server with both tiny models, shared by the end-to-end tests that do not change state."""
+    config = router_config(
+        [
+            {"name": "tiny-qwen2-vl", "aliases": ["demo"], "path": str(tiny_models["qwen2_vl"]), "defaults": {"max_tokens": 16}},
+            {"name": "tiny-qwen2.5-vl", "path": str(tiny_models["qwen2_5_vl"])},
+        ],
+        server={"default_model": "tiny-qwen2-vl"},
+    )
+    with ServerThread(create_app(config, families)) as running:
+        yield running
+
+
+@pytest.fixture
+def client(server) -> openai.OpenAI:
+    return openai.OpenAI(base_url=server.url + "/v1", api_key="unused", max_retries=0, timeout=120)
+
+
+def png_bytes(width: int = 64, height: int = 48, color: tuple[int, int, int] = (200, 30, 30), fmt: str = "PNG") -> bytes:
+    buffer = io.BytesIO()
+    Image.new("RGB", (width, height), color).save(buffer, fmt)
+    return buffer.getvalue()
+
+
+def data_url(data: bytes, media_type: str = "image/png") -> str:
+    return f"data:{media_type};base64," + base64.b64encode(data).decode()
+
+
+def image_part(url: str) -> dict[str, Any]:
+    return {"type": "image_url", "image_url": {"url": url}}
+
+
+def user(*parts: dict[str, Any] | str) -> dict[str, Any]:
+    content = [{"type": "text", "text": p} if isinstance(p, str) else p for p in parts]
+    return {"role": "user", "content": content}
+
+
+class MediaServer:
+    """A loopback HTTP server with fixed files and redirects, for media URLs."""
+
+    def __init__(self) -> None:
+        self.files: dict[str, tuple[bytes, str]] = {}
+        self.redirects: dict[str, str] = {}
+        files, redirects = self.files, self.redirects
+
+        class Handler(http.server.BaseHTTPRequestHandler):
+            def do_GET(self) -> None:  # noqa: N802 - http.server's name
+                if self.path in redirects:
+                    self.send_response(302)
+                    self.send_header("Location", redirects[self.path])
+                    self.end_headers()
+                elif self.path in files:
+                    body, media_type = files[self.path]
+                    self.send_response(200)
+                    self.send_header("Content-Type", media_type)
+                    self.send_header("Content-Length", str(len(body)))
+                    self.end_headers()
+                    self.wfile.write(body)
+                else:
+                    self.send_error(404)
+
+            def log_message(self, *_: object) -> None:
+                pass
+
+        self.httpd = http.server.ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+        self.url = f"http://127.0.0.1:{self.httpd.server_address[1]}"
+        threading.Thread(target=self.httpd.serve_forever, daemon=True).start()
+
+    def close(self) -> None:
+        self.httpd.shutdown()
+        self.httpd.server_close()
+
+
+@pytest.fixture(scope="session")
+def media_server() -> Iterator[MediaServer]:
+    running = MediaServer()
+    yield running
+    running.close()

@@ -1,0 +1,80 @@
+"""The `vlm-router` command: serve as users run it, plugins, make-tiny and config errors."""
+
+import os
+import shutil
+import socket
+import subprocess
+import sys
+import time
+
+import httpx
+import openai
+import yaml
+
+from .conftest import data_url, image_part, png_bytes, user
+
+CLI = [sys.executable, "-m", "vlm_router"]
+
+
+def free_port() -> int:
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        return probe.getsockname()[1]
+
+
+def run(*args: str, env: dict | None = None) -> subprocess.CompletedProcess:
+    return subprocess.run([*CLI, *args], capture_output=True, text=True, timeout=120, env=env)
+
+
+def test_plugins_lists_families_with_capabilities():
+    result = run("plugins")
+    assert result.returncode == 0, result.stderr
+    assert "qwen2_vl" in result.stdout
+    assert "model types: qwen2_vl, qwen2_5_vl" in result.stdout
+    assert "video: native" in result.stdout
+
+
+def test_wrong_config_stops_start_up_naming_entry_and_field(tmp_path):
+    config = tmp_path / "models.yaml"
+    config.write_text("models:\n  - name: a\n    path: m\n    device: TPU\n")
+    result = run("serve", "--config", str(config))
+    assert result.returncode == 2
+    assert "models[0] ('a').device" in result.stderr
+
+
+def test_make_tiny_refuses_unknown_family(tmp_path):
+    result = run("make-tiny", "--family", "nope", "--out", str(tmp_path / "x"))
+    assert result.returncode == 2
+    assert "buildable: qwen2_5_vl, qwen2_vl" in result.stderr
+
+
+def test_serve_answers_the_openai_client_with_images(tmp_path, tiny_models):
+    """The issue's 'done when': `vlm-router serve` on a port, the openai client, images, original env vars."""
+    shutil.copytree(tiny_models["qwen2_vl"], tmp_path / "models" / "demo")
+    (tmp_path / "models.yaml").write_text(
+        yaml.safe_dump({"server": {"default_model": "demo"}, "models": [{"name": "demo", "path": "models/demo"}]})
+    )
+    port = free_port()
+    env = {**os.environ, "VLM_SERVICE_PORT": str(port), "VLM_CONFIG": str(tmp_path / "models.yaml")}
+    process = subprocess.Popen([*CLI, "serve"], env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
+    try:
+        url = f"http://127.0.0.1:{port}"
+        deadline = time.monotonic() + 60
+        while time.monotonic() < deadline:
+            try:
+                if httpx.get(url + "/health").status_code == 200:
+                    break
+            except httpx.TransportError:
+                time.sleep(0.2)
+        client = openai.OpenAI(base_url=url + "/v1", api_key="unused", max_retries=0, timeout=120)
+        answer = client.chat.completions.create(
+            model="demo",
+            messages=[user(image_part(data_url(png_bytes())), image_part(data_url(png_bytes(color=(0, 90, 0)))), "Compare.")],
+            max_tokens=8,
+        )
+        assert answer.choices[0].message.content
+        assert answer.usage.completion_tokens <= 8 and answer.usage.prompt_tokens > 20
+    finally:
+        process.terminate()
+        output, _ = process.communicate(timeout=30)
+    assert f"on http://127.0.0.1:{port}" in output

@@ -1,0 +1,96 @@
+"""models.yaml validation and the original service's environment variables."""
+
+from pathlib import Path
+
+import pytest
+
+from vlm_router.config import DEFAULT_PORT, ConfigError, WeightFormat, load_config, parse_config
+
+
+def write(tmp_path: Path, text: str) -> Path:
+    path = tmp_path / "models.yaml"
+    path.write_text(text)
+    return path
+
+
+def test_minimal_file_gets_defaults(tmp_path):
+    config = load_config(write(tmp_path, "models:\n  - {name: a, path: m}\n"), env={})
+    assert config.server.port == DEFAULT_PORT == 9764
+    model = config.models[0]
+    assert model.device == "CPU" and model.load == "lazy" and model.weight_format is WeightFormat.INT8
+    assert model.path == tmp_path / "m", "relative paths resolve against the file's folder"
+    assert config.server.cache_dir == tmp_path / "ov-model"
+
+
+def test_shipped_models_yaml_is_valid():
+    config = load_config(Path(__file__).parent.parent / "models.yaml", env={})
+    sources = {m.source for m in config.models if m.source}
+    assert sources == {
+        "Qwen/Qwen2-VL-2B-Instruct",
+        "OpenGVLab/InternVL2-4B",
+        "openbmb/MiniCPM-V-2_6",
+        "microsoft/Phi-3.5-vision-instruct",
+        "Qwen/Qwen2.5-VL-7B-Instruct",
+    }
+    assert config.server.default_model == "demo"
+
+
+@pytest.mark.parametrize(
+    ("text", "expected"),
+    [
+        ("models:\n  - {name: a, path: m, device: TPU}\n", "models[0] ('a').device"),
+        ("models:\n  - {name: a}\n", "models[0] ('a')"),
+        ("models:\n  - {name: a, path: m, source: s}\n", "exactly one of 'path'"),
+        ("models:\n  - {name: a, path: m, weight_format: int3}\n", "models[0] ('a').weight_format"),
+        ("models:\n  - {name: a, path: m}\n  - {name: b, path: n, colour: red}\n", "models[1] ('b').colour"),
+        ("models:\n  - {name: a, path: m}\n  - {name: b, aliases: [a], path: n}\n", "'a' is used by both"),
+        ("server: {port: 70000}\n", "server.port"),
+        ("server: {default_model: x}\nmodels: []\n", "default_model 'x'"),
+        ("models: [\n", "not valid YAML"),
+    ],
+)
+def test_wrong_file_names_entry_and_field(tmp_path, text, expected):
+    with pytest.raises(ConfigError) as caught:
+        load_config(write(tmp_path, text), env={})
+    assert expected in str(caught.value)
+
+
+def test_environment_overrides(tmp_path):
+    path = write(tmp_path, "models:\n  - {name: a, path: m}\n  - {name: b, path: n, device: GPU, defaults: {seed: 1}}\n")
+    env = {"VLM_SERVICE_PORT": "8000", "VLM_DEVICE": "NPU", "VLM_SEED": "7", "VLM_COMPRESSION_WEIGHT_FORMAT": "INT4"}
+    config = load_config(path, env=env)
+    a, b = config.models
+    assert config.server.port == 8000
+    assert (a.device, a.defaults.seed, a.weight_format) == ("NPU", 7, WeightFormat.INT4)
+    assert (b.device, b.defaults.seed) == ("GPU", 1), "an entry's own setting wins over the environment"
+
+
+def test_model_name_selects_a_configured_model(tmp_path):
+    path = write(tmp_path, "models:\n  - {name: a, path: m}\n  - {name: b, aliases: [bee], source: org/b}\n")
+    assert load_config(path, env={"VLM_MODEL_NAME": "org/b"}).server.default_model == "b"
+    assert load_config(path, env={"VLM_MODEL_NAME": "bee"}).server.default_model == "b"
+
+
+def test_model_name_adds_a_source_model(tmp_path):
+    path = write(tmp_path, "models:\n  - {name: a, path: m}\n")
+    config = load_config(path, env={"VLM_MODEL_NAME": "Qwen/Qwen2-VL-2B-Instruct", "VLM_COMPRESSION_WEIGHT_FORMAT": "fp16"})
+    added = config.find("Qwen/Qwen2-VL-2B-Instruct")
+    assert added is not None and added.source == "Qwen/Qwen2-VL-2B-Instruct"
+    assert added.weight_format is WeightFormat.FP16
+    assert config.server.default_model == "Qwen/Qwen2-VL-2B-Instruct"
+
+
+def test_bad_environment_value_is_named(tmp_path):
+    with pytest.raises(ConfigError, match="VLM_SERVICE_PORT"):
+        load_config(write(tmp_path, "models: []\n"), env={"VLM_SERVICE_PORT": "nine"})
+    with pytest.raises(ConfigError, match="device"):
+        load_config(write(tmp_path, "models:\n  - {name: a, path: m}\n"), env={"VLM_DEVICE": "TPU"})
+
+
+def test_no_file_uses_environment_alone():
+    config = load_config(None, env={"VLM_MODEL_NAME": "org/m"})
+    assert [m.name for m in config.models] == ["org/m"]
+
+
+def test_parse_config_accepts_empty_document():
+    assert parse_config(None).models == []

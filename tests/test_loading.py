@@ -1,0 +1,132 @@
+"""Lazy loading, one load for concurrent first requests, failures that stay with their model."""
+
+import asyncio
+
+import openai
+import pytest
+
+from vlm_router.api.app import SERVICE, create_app
+
+from .conftest import data_url, image_part, png_bytes, router_config, user
+
+
+async def start(aiohttp_server, families, models, **sections):
+    app = create_app(router_config(models, **sections), families)
+    server = await aiohttp_server(app)
+    client = openai.AsyncOpenAI(base_url=str(server.make_url("/v1")), api_key="unused", max_retries=0, timeout=300)
+    return app, client
+
+
+async def states(client) -> dict[str, dict]:
+    return {m.id: m.model_dump() for m in (await client.models.list()).data}
+
+
+async def ask(client, model, *parts, **kw):
+    kw.setdefault("max_tokens", 4)
+    return await client.chat.completions.create(model=model, messages=[user(*parts or ("hi",))], **kw)
+
+
+async def test_lazy_load_moves_from_not_loaded_to_ready(aiohttp_server, families, tiny_models):
+    app, client = await start(aiohttp_server, families, [{"name": "m", "path": str(tiny_models["qwen2_vl"])}])
+    assert (await states(client))["m"]["state"] == "not_loaded"
+    request = asyncio.ensure_future(ask(client, "m"))
+    seen = set()
+    while not request.done():
+        seen.add((await states(client))["m"]["state"])
+        await asyncio.sleep(0.02)
+    assert (await request).choices[0].message.content
+    assert "loading" in seen, "the server answers /v1/models while the model loads"
+    assert (await states(client))["m"]["state"] == "ready"
+
+
+async def test_ten_concurrent_first_requests_cause_one_load(aiohttp_server, families, tiny_models):
+    app, client = await start(aiohttp_server, families, [{"name": "m", "path": str(tiny_models["qwen2_vl"])}])
+    image = image_part(data_url(png_bytes()))
+    answers = await asyncio.gather(*(ask(client, "m", image, "Describe.") for _ in range(10)))
+    assert all(a.choices[0].message.content for a in answers)
+    assert app[SERVICE].registry.get("m").load_count == 1
+
+
+async def test_broken_model_fails_alone(aiohttp_server, families, tiny_models, tmp_path):
+    (tmp_path / "empty").mkdir()
+    app, client = await start(
+        aiohttp_server,
+        families,
+        [
+            {"name": "broken", "path": str(tmp_path / "empty")},
+            {"name": "no-plugin", "family": "not_a_family", "source": "org/unavailable"},
+            {"name": "good", "path": str(tiny_models["qwen2_vl"])},
+        ],
+    )
+    for name, reason in (("broken", "not an OpenVINO model folder"), ("no-plugin", "family 'not_a_family' is not installed")):
+        with pytest.raises(openai.APIStatusError) as caught:
+            await ask(client, name)
+        assert caught.value.status_code == 503
+        assert reason in caught.value.body["message"]
+        assert int(caught.value.response.headers["Retry-After"]) >= 1
+        listed = (await states(client))[name]
+        assert listed["state"] == "failed" and reason in listed["error"]
+    assert (await ask(client, "good")).choices[0].message.content
+    with pytest.raises(openai.APIStatusError) as again:
+        await ask(client, "broken")
+    assert again.value.status_code == 503
+    assert app[SERVICE].registry.get("broken").load_count == 1, "no new load before load_retry_s has passed"
+
+
+async def test_failed_model_is_retried_after_the_wait(aiohttp_server, families, tiny_models, tmp_path):
+    folder = tmp_path / "later"
+    folder.mkdir()
+    app, client = await start(aiohttp_server, families, [{"name": "m", "path": str(folder)}], server={"load_retry_s": 0})
+    with pytest.raises(openai.APIStatusError):
+        await ask(client, "m")
+    for item in tiny_models["qwen2_vl"].iterdir():
+        (folder / item.name).symlink_to(item)
+    assert (await ask(client, "m")).choices[0].message.content
+    assert app[SERVICE].registry.get("m").load_count == 2
+
+
+async def test_source_entry_is_converted_on_first_use(aiohttp_server, families, tiny_models, tmp_path):
+    source = str(tiny_models["qwen2_vl_hf"])
+    app, client = await start(
+        aiohttp_server,
+        families,
+        [{"name": "converted", "source": source, "weight_format": "int8"}],
+        server={"cache_dir": str(tmp_path / "cache")},
+    )
+    assert (await states(client))["converted"]["family"] == "qwen2_vl", "family read from the source folder"
+    answer = await ask(client, "converted", image_part(data_url(png_bytes())), "Describe.")
+    assert answer.choices[0].message.content
+    converted = list((tmp_path / "cache").glob("*/int8/openvino_language_model.xml"))
+    assert len(converted) == 1
+    assert not list((tmp_path / "cache").glob("*/*.partial"))
+
+
+async def test_eager_model_loads_at_start(aiohttp_server, families, tiny_models):
+    app, client = await start(aiohttp_server, families, [{"name": "m", "path": str(tiny_models["qwen2_vl"]), "load": "eager"}])
+    for _ in range(300):
+        if (await states(client))["m"]["state"] == "ready":
+            break
+        await asyncio.sleep(0.05)
+    assert (await states(client))["m"]["state"] == "ready"
+    assert app[SERVICE].registry.get("m").load_count == 1
+
+
+async def test_capability_override_refuses_images(aiohttp_server, families, tiny_models):
+    app, client = await start(
+        aiohttp_server,
+        families,
+        [
+            {"name": "text-only", "path": str(tiny_models["qwen2_vl"]), "capabilities": {"images": False}},
+            {"name": "one-image", "path": str(tiny_models["qwen2_vl"]), "capabilities": {"max_images": 1}},
+        ],
+    )
+    image = image_part(data_url(png_bytes()))
+    with pytest.raises(openai.BadRequestError) as caught:
+        await ask(client, "text-only", image)
+    assert "does not accept images" in caught.value.body["message"]
+    assert caught.value.body["code"] == "capability_images"
+    assert (await ask(client, "one-image", image)).choices[0].message.content
+    with pytest.raises(openai.BadRequestError) as caught:
+        await ask(client, "one-image", image, image)
+    assert "at most 1 image" in caught.value.body["message"]
+    assert app[SERVICE].registry.get("text-only").load_count == 0, "refused before loading the model"

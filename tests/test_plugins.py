@@ -1,0 +1,63 @@
+"""Plugin loading: entry points, third-party families, conflicts."""
+
+import pytest
+
+from plugins.qwen2_vl import Qwen2VLFamily
+from vlm_router import hookimpl
+from vlm_router.family import Capabilities
+from vlm_router.plugins import PluginError, load_families, plugin_manager
+
+
+class EchoFamily(Qwen2VLFamily):
+    name = "echo"
+    model_types = ("echo_vl",)
+    capabilities = Capabilities(images=False)
+
+
+class ThirdParty:
+    @hookimpl
+    def register_families(self, register):
+        register(EchoFamily())
+
+
+def test_builtin_family_comes_from_the_entry_point_group():
+    families = load_families()
+    assert families.plugin_of["qwen2_vl"] == "qwen2_vl"
+    assert families.for_model_type("qwen2_5_vl") is families.get("qwen2_vl")
+
+
+def test_a_third_party_plugin_adds_a_family():
+    manager = plugin_manager()
+    manager.register(ThirdParty(), name="third-party")
+    families = load_families(manager)
+    assert families.names() == ["echo", "qwen2_vl"]
+    assert families.for_model_type("echo_vl").capabilities.images is False
+    assert families.plugin_of["echo"] == "third-party"
+
+
+def test_conflicting_registrations_are_refused():
+    class Clash:
+        @hookimpl
+        def register_families(self, register):
+            register(Qwen2VLFamily())
+
+    manager = plugin_manager()
+    manager.register(Clash(), name="clash")
+    with pytest.raises(PluginError, match="registered by both"):
+        load_families(manager)
+
+
+def test_a_model_type_claimed_twice_is_refused():
+    class Copycat(EchoFamily):
+        name = "copycat"
+        model_types = ("qwen2_vl",)
+
+    class Plugin:
+        @hookimpl
+        def register_families(self, register):
+            register(Copycat())
+
+    manager = plugin_manager()
+    manager.register(Plugin(), name="copycat")
+    with pytest.raises(PluginError, match="model_type 'qwen2_vl' is claimed by both"):
+        load_families(manager)

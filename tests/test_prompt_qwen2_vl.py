@@ -1,0 +1,59 @@
+"""Qwen2-VL prompts equal what the model's published chat template renders for the same messages."""
+
+import jinja2.ext
+import pytest
+from jinja2.sandbox import ImmutableSandboxedEnvironment
+
+from plugins.qwen2_vl import CHAT_TEMPLATE, Qwen2VLFamily
+from vlm_router.api.messages import to_conversation
+from vlm_router.api.schema import parse_request
+
+IMG = {"type": "image_url", "image_url": {"url": "data:image/png;base64,AAAA"}}
+
+
+def render_template(messages: list[dict]) -> str:
+    """How transformers' apply_chat_template renders a template (same jinja settings)."""
+    env = ImmutableSandboxedEnvironment(trim_blocks=True, lstrip_blocks=True, extensions=[jinja2.ext.loopcontrols])
+    return env.from_string(CHAT_TEMPLATE).render(messages=messages, add_generation_prompt=True)
+
+
+CASES = {
+    "text": [{"role": "user", "content": "Hello"}],
+    "single image": [{"role": "user", "content": [IMG, {"type": "text", "text": "What is this?"}]}],
+    "several images": [
+        {"role": "user", "content": [{"type": "text", "text": "Compare "}, IMG, {"type": "text", "text": " and "}, IMG]}
+    ],
+    "system": [
+        {"role": "system", "content": "Be brief."},
+        {"role": "user", "content": [IMG, {"type": "text", "text": "Describe."}]},
+    ],
+    "multi-turn": [
+        {"role": "system", "content": [{"type": "text", "text": "You see images."}]},
+        {"role": "user", "content": [IMG, {"type": "text", "text": "What colour?"}]},
+        {"role": "assistant", "content": "Red."},
+        {"role": "user", "content": [{"type": "text", "text": "And this one?"}, IMG]},
+    ],
+}
+
+
+@pytest.mark.parametrize("name", CASES)
+def test_prompt_matches_published_template(name):
+    messages = CASES[name]
+    conversation, images = to_conversation(parse_request({"messages": messages}))
+    prompt = Qwen2VLFamily().build_prompt(conversation)
+    assert prompt == render_template(messages)
+    assert prompt.count("<|image_pad|>") == len(images)
+
+
+def test_developer_role_is_a_system_prompt():
+    request = parse_request({"messages": [{"role": "developer", "content": "Rules."}, {"role": "user", "content": "Hi"}]})
+    prompt = Qwen2VLFamily().build_prompt(to_conversation(request)[0])
+    assert prompt == render_template([{"role": "system", "content": "Rules."}, {"role": "user", "content": "Hi"}])
+    assert "You are a helpful assistant." not in prompt
+
+
+def test_reserved_tags_are_found_in_client_text():
+    family = Qwen2VLFamily()
+    assert family.reserved_tag_in("look <|image_pad|> here") == "<|image_pad|>"
+    assert family.reserved_tag_in("<ov_genai_image_3>") == "<ov_genai_image_3>"
+    assert family.reserved_tag_in("an ordinary <b>tag</b>") is None

@@ -1,0 +1,59 @@
+"""Request validation: each mistake is a 400 naming the param."""
+
+import pytest
+
+from vlm_router.api.errors import APIError
+from vlm_router.api.schema import parse_request
+
+MSG = [{"role": "user", "content": "hi"}]
+
+
+def error_of(payload) -> APIError:
+    with pytest.raises(APIError) as caught:
+        parse_request(payload)
+    assert caught.value.status == 400
+    return caught.value
+
+
+@pytest.mark.parametrize(
+    ("payload", "param"),
+    [
+        ({"messages": []}, "messages"),
+        ({}, "messages"),
+        ({"messages": MSG, "temperature": 2.5}, "temperature"),
+        ({"messages": MSG, "temperature": "hot"}, "temperature"),
+        ({"messages": MSG, "top_p": 1.5}, "top_p"),
+        ({"messages": MSG, "max_tokens": 0}, "max_tokens"),
+        ({"messages": MSG, "max_completion_tokens": -1}, "max_completion_tokens"),
+        ({"messages": MSG, "stream": "yes"}, "stream"),
+        ({"messages": MSG, "n": 2}, "n"),
+        ({"messages": MSG, "stop": ["x"]}, "stop"),
+        ({"messages": MSG, "response_format": {"type": "json_object"}}, "response_format"),
+        ({"messages": [{"role": "wizard", "content": "x"}]}, "messages.0.role"),
+        ({"messages": [{"role": "user"}]}, "messages.0.content"),
+        ({"messages": [{"role": "user", "content": 5}]}, "messages.0.content"),
+        ({"messages": [{"role": "user", "content": [{"type": "audio", "x": 1}]}]}, "messages.0.content.0"),
+        ({"messages": [{"role": "user", "content": [{"type": "image_url"}]}]}, "messages.0.content.0.image_url"),
+        ({"messages": [{"role": "user", "content": [{"type": "image_url", "image_url": {"url": ""}}]}]}, "messages.0.content.0.image_url.url"),
+        ({"messages": [{"role": "user", "content": [{"type": "text", "text": "a", "extra": 1}]}]}, "messages.0.content.0.extra"),
+    ],
+)
+def test_mistakes_name_the_param(payload, param):
+    assert error_of(payload).param == param
+
+
+def test_body_must_be_an_object():
+    assert error_of([1, 2]).code == "invalid_json"
+
+
+def test_neutral_values_of_unsupported_fields_and_unknown_fields_are_accepted():
+    request = parse_request({"messages": MSG, "stop": None, "logprobs": False, "presence_penalty": 0, "user": "u1"})
+    assert request.model is None and request.token_limit is None
+
+
+def test_bare_image_url_string_and_token_limits():
+    request = parse_request(
+        {"messages": [{"role": "user", "content": [{"type": "image_url", "image_url": "http://x/y.png"}]}], "max_tokens": 9, "max_completion_tokens": 5}
+    )
+    assert request.messages[0].content[0].image_url.url == "http://x/y.png"
+    assert request.token_limit == 5

@@ -1,0 +1,1 @@
+"""The HTTP layer: OpenAI schema, errors, routes."""

@@ -1,0 +1,68 @@
+"""The aiohttp application: routes, shared services, start-up and shutdown."""
+
+from __future__ import annotations
+
+import asyncio
+
+from aiohttp import web
+
+from ..config import RouterConfig
+from ..media.fetch import MediaFetcher
+from ..plugins import FamilyRegistry
+from ..registry import ModelRegistry
+from .chat import ChatService, chat_completions
+from .errors import APIError, error_middleware
+
+SERVICE = web.AppKey("service", ChatService)
+_BACKGROUND = web.AppKey("background", set)
+
+
+async def health(_: web.Request) -> web.Response:
+    return web.json_response({"status": "ok"})
+
+
+async def list_models(request: web.Request) -> web.Response:
+    registry = request.app[SERVICE].registry
+    return web.json_response({"object": "list", "data": [h.describe() for h in registry.handles]})
+
+
+async def get_model(request: web.Request) -> web.Response:
+    registry = request.app[SERVICE].registry
+    name = request.match_info["model"]
+    handle = next((h for h in registry.handles if name in h.config.names), None)
+    if handle is None:
+        raise APIError(404, f"model '{name}' does not exist", param="model", code="model_not_found")
+    return web.json_response(handle.describe())
+
+
+async def _chat(request: web.Request) -> web.StreamResponse:
+    return await chat_completions(request, request.app[SERVICE])
+
+
+def create_app(config: RouterConfig, families: FamilyRegistry) -> web.Application:
+    """The server for `config`, its models served by `families`."""
+    app = web.Application(middlewares=[error_middleware], client_max_size=config.media.max_request_bytes)
+    registry = ModelRegistry(config, families)
+    fetcher = MediaFetcher(config.media)
+    app[SERVICE] = ChatService(registry=registry, fetcher=fetcher, media=config.media)
+    app[_BACKGROUND] = set()
+    app.router.add_get("/health", health)
+    app.router.add_get("/v1/models", list_models)
+    app.router.add_get("/v1/models/{model:.+}", get_model)
+    app.router.add_post("/v1/chat/completions", _chat)
+
+    async def start(app: web.Application) -> None:
+        await fetcher.start()
+        task = asyncio.create_task(registry.load_eager())  # the server answers while eager models load
+        app[_BACKGROUND].add(task)
+        task.add_done_callback(app[_BACKGROUND].discard)
+
+    async def stop(app: web.Application) -> None:
+        for task in app[_BACKGROUND]:
+            task.cancel()
+        await fetcher.close()
+        registry.close()
+
+    app.on_startup.append(start)
+    app.on_cleanup.append(stop)
+    return app

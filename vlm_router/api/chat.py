@@ -1,0 +1,223 @@
+"""`POST /v1/chat/completions`: validate, route, fetch media, prompt, generate, answer or stream."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import json
+import logging
+import time
+import uuid
+from collections.abc import AsyncIterator
+from dataclasses import dataclass
+from typing import Any
+
+import numpy as np
+from aiohttp import web
+
+from ..config import GenerationDefaults, MediaConfig
+from ..engine import Completion, Engine, SamplingParams
+from ..family import Capabilities, CapabilityError, Family
+from ..media import MediaError
+from ..media.fetch import MediaFetcher
+from ..media.loader import MediaRef, load_images
+from ..registry import ModelHandle, ModelRegistry, ModelUnavailable, UnknownModel
+from .errors import APIError, bad_request
+from .messages import texts_with_params, to_conversation
+from .schema import ChatCompletionRequest, parse_request
+
+log = logging.getLogger(__name__)
+
+
+@dataclass
+class ChatService:
+    """What the chat endpoint needs from the server."""
+
+    registry: ModelRegistry
+    fetcher: MediaFetcher
+    media: MediaConfig
+
+
+async def read_json(request: web.Request) -> Any:
+    body = await request.read()
+    try:
+        return json.loads(body)
+    except (ValueError, RecursionError) as exc:
+        raise APIError(400, f"the request body is not valid JSON: {exc}", code="invalid_json") from None
+
+
+def _find_model(registry: ModelRegistry, name: str | None) -> ModelHandle:
+    try:
+        return registry.get(name)
+    except UnknownModel as exc:
+        raise APIError(404, str(exc), param="model", code="model_not_found") from None
+
+
+def _check_request(handle: ModelHandle, family: Family, caps: Capabilities, request: ChatCompletionRequest, image_count: int) -> None:
+    try:
+        caps.check(handle.name, image_count)
+    except CapabilityError as exc:
+        raise bad_request(str(exc), param="messages", code=f"capability_{exc.rule}") from None
+    for text, param in texts_with_params(request):
+        tag = family.reserved_tag_in(text)
+        if tag is not None:
+            raise bad_request(f"text may not contain the media placeholder '{tag}'", param=param, code="reserved_tag")
+
+
+def _check_shapes(handle: ModelHandle, caps: Capabilities, images: list[np.ndarray], refs: list[MediaRef]) -> None:
+    for image, ref in zip(images, refs):
+        try:
+            caps.check_image_shape(handle.name, image.shape[1], image.shape[0])
+        except CapabilityError as exc:
+            raise bad_request(str(exc), param=ref.param, code=f"capability_{exc.rule}") from None
+
+
+async def _prepare(service: ChatService, handle: ModelHandle, request: ChatCompletionRequest, refs: list[MediaRef]) -> tuple[Engine, list[np.ndarray]]:
+    """Load the model and the media side by side; checks that need the family run once it is known."""
+    if len(refs) > service.media.max_images_per_request:
+        raise bad_request(
+            f"{len(refs)} images in one request, over the limit of {service.media.max_images_per_request}",
+            param="messages", code="too_many_images",
+        )  # fmt: skip
+    if handle.family is not None and handle.capabilities is not None:
+        _check_request(handle, handle.family, handle.capabilities, request, len(refs))
+    engine_task = asyncio.ensure_future(handle.engine())
+    try:
+        images = await load_images(refs, service.fetcher, service.media)
+        engine = await engine_task
+    except MediaError as exc:
+        raise APIError(exc.status, exc.message, param=exc.param, code=exc.code) from None
+    except ModelUnavailable as exc:
+        headers = {"Retry-After": str(max(1, round(exc.retry_after)))}
+        raise APIError(503, str(exc), param="model", code="model_unavailable", headers=headers) from None
+    finally:
+        if not engine_task.done():
+            engine_task.cancel()  # the load itself goes on for the next request
+        elif not engine_task.cancelled():
+            engine_task.exception()  # retrieved: reported above or superseded by a media error
+    assert handle.family is not None and handle.capabilities is not None  # set by a successful load
+    _check_request(handle, handle.family, handle.capabilities, request, len(refs))
+    _check_shapes(handle, handle.capabilities, images, refs)
+    return engine, images
+
+
+def sampling_params(request: ChatCompletionRequest, defaults: GenerationDefaults) -> SamplingParams:
+    """The request's parameters over the model's defaults."""
+    return SamplingParams(
+        max_tokens=request.token_limit or defaults.max_tokens,
+        temperature=request.temperature if request.temperature is not None else defaults.temperature,
+        top_p=request.top_p if request.top_p is not None else defaults.top_p,
+        seed=request.seed if request.seed is not None else defaults.seed,
+    )
+
+
+def _usage(completion: Completion) -> dict[str, int]:
+    return {
+        "prompt_tokens": completion.prompt_tokens,
+        "completion_tokens": completion.completion_tokens,
+        "total_tokens": completion.prompt_tokens + completion.completion_tokens,
+    }
+
+
+async def chat_completions(request: web.Request, service: ChatService) -> web.StreamResponse:
+    chat = parse_request(await read_json(request))
+    handle = _find_model(service.registry, chat.model)
+    messages, refs = to_conversation(chat)
+    engine, images = await _prepare(service, handle, chat, refs)
+    assert handle.family is not None
+    prompt = handle.family.build_prompt(messages)
+    params = sampling_params(chat, handle.config.defaults)
+    reply = _Reply(model=handle.name)
+    outputs = engine.stream(prompt, images, params)
+    if chat.stream:
+        include_usage = bool(chat.stream_options and chat.stream_options.include_usage)
+        return await _stream(request, reply, outputs, include_usage)
+    text: list[str] = []
+    completion: Completion | None = None
+    try:
+        async for item in outputs:
+            if isinstance(item, Completion):
+                completion = item
+            else:
+                text.append(item)
+    except Exception as exc:
+        log.exception("generation failed for model '%s'", handle.name)
+        raise APIError(500, f"generation failed: {exc}", code="generation_failed") from None
+    assert completion is not None
+    return web.json_response(reply.completion("".join(text), completion))
+
+
+@dataclass
+class _Reply:
+    """Identity shared by every object of one answer."""
+
+    model: str
+    id: str = ""
+    created: int = 0
+
+    def __post_init__(self) -> None:
+        self.id = f"chatcmpl-{uuid.uuid4().hex}"
+        self.created = int(time.time())
+
+    def completion(self, text: str, completion: Completion) -> dict[str, Any]:
+        return {
+            "id": self.id,
+            "object": "chat.completion",
+            "created": self.created,
+            "model": self.model,
+            "choices": [
+                {
+                    "index": 0,
+                    "message": {"role": "assistant", "content": text},
+                    "finish_reason": completion.finish_reason,
+                    "logprobs": None,
+                }
+            ],
+            "usage": _usage(completion),
+        }
+
+    def chunk(self, delta: dict[str, Any] | None, finish_reason: str | None = None, usage: dict | None = None) -> dict[str, Any]:
+        choices = [] if delta is None else [{"index": 0, "delta": delta, "finish_reason": finish_reason, "logprobs": None}]
+        body: dict[str, Any] = {
+            "id": self.id,
+            "object": "chat.completion.chunk",
+            "created": self.created,
+            "model": self.model,
+            "choices": choices,
+        }
+        if usage is not None:
+            body["usage"] = usage
+        return body
+
+
+def _event(body: dict[str, Any]) -> bytes:
+    return b"data: " + json.dumps(body, ensure_ascii=False).encode() + b"\n\n"
+
+
+async def _stream(
+    request: web.Request, reply: _Reply, outputs: AsyncIterator[str | Completion], include_usage: bool
+) -> web.StreamResponse:
+    """Server-sent events: role first, text deltas, the finish reason, usage if asked, then [DONE]."""
+    response = web.StreamResponse(headers={"Content-Type": "text/event-stream", "Cache-Control": "no-cache"})
+    await response.prepare(request)
+    try:
+        async with contextlib.aclosing(outputs) as items:
+            await response.write(_event(reply.chunk({"role": "assistant", "content": ""})))
+            async for item in items:
+                if isinstance(item, Completion):
+                    await response.write(_event(reply.chunk({}, item.finish_reason)))
+                    if include_usage:
+                        await response.write(_event(reply.chunk(None, usage=_usage(item))))
+                elif item:
+                    await response.write(_event(reply.chunk({"content": item})))
+        await response.write(b"data: [DONE]\n\n")
+    except ConnectionResetError:
+        log.info("client left during a stream of '%s'; generation stopped", reply.model)
+        return response
+    except Exception as exc:
+        log.exception("generation failed during a stream of '%s'", reply.model)
+        error = APIError(500, f"generation failed: {exc}", code="generation_failed")
+        with contextlib.suppress(ConnectionResetError):
+            await response.write(_event(error.body()))
+            await response.write(b"data: [DONE]\n\n")
+    return response

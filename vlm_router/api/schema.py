@@ -1,0 +1,125 @@
+"""The OpenAI chat-completions request, validated with pydantic; errors name the `param`."""
+
+from __future__ import annotations
+
+from typing import Annotated, Any, Literal, Union
+
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
+
+from .errors import APIError
+
+
+class _Request(BaseModel):
+    model_config = ConfigDict(strict=True, extra="forbid")
+
+
+class TextPart(_Request):
+    type: Literal["text"]
+    text: str
+
+
+class ImageURL(_Request):
+    url: str = Field(min_length=1)
+    detail: Literal["auto", "low", "high"] | None = None
+
+
+class ImageURLPart(_Request):
+    type: Literal["image_url"]
+    image_url: ImageURL
+
+    @field_validator("image_url", mode="before")
+    @classmethod
+    def _bare_url(cls, value: Any) -> Any:
+        """Some clients send `"image_url": "<url>"` instead of an object."""
+        return {"url": value} if isinstance(value, str) else value
+
+
+ContentPart = Annotated[Union[TextPart, ImageURLPart], Field(discriminator="type")]
+
+
+class ChatMessage(_Request):
+    model_config = ConfigDict(strict=True, extra="ignore")  # e.g. `name`, which prompts do not use
+
+    role: Literal["system", "developer", "user", "assistant"]
+    content: str | list[ContentPart]
+
+
+class StreamOptions(_Request):
+    include_usage: bool = False
+
+
+#: Fields with a meaning this server does not implement yet; any value but the default is refused.
+UNSUPPORTED = ("stop", "logprobs", "top_logprobs", "response_format", "tools", "tool_choice", "functions",
+               "function_call", "logit_bias", "presence_penalty", "frequency_penalty", "audio", "modalities",
+               "prediction")  # fmt: skip
+_NEUTRAL = (None, False, 0, [], {}, "none", "auto", {"type": "text"})
+
+
+class ChatCompletionRequest(_Request):
+    model_config = ConfigDict(strict=True, extra="allow")  # OpenAI clients send fields such as `user`
+
+    model: str | None = None
+    messages: list[ChatMessage] = Field(min_length=1)
+    stream: bool = False
+    stream_options: StreamOptions | None = None
+    max_tokens: int | None = Field(None, ge=1)
+    max_completion_tokens: int | None = Field(None, ge=1)
+    temperature: float | None = Field(None, ge=0, le=2)
+    top_p: float | None = Field(None, ge=0, le=1)
+    seed: int | None = None
+    n: int | None = Field(None, ge=1, le=1, description="Only one choice is produced for now.")
+
+    @model_validator(mode="after")
+    def _refuse_unsupported(self) -> ChatCompletionRequest:
+        for name, value in (self.model_extra or {}).items():
+            if name in UNSUPPORTED and value not in _NEUTRAL:
+                raise ValueError(f"unsupported:{name}")
+        return self
+
+    @property
+    def token_limit(self) -> int | None:
+        return self.max_completion_tokens or self.max_tokens
+
+
+def parse_request(payload: Any) -> ChatCompletionRequest:
+    """The request, or a 400 naming the most specific field that is wrong."""
+    if not isinstance(payload, dict):
+        raise APIError(400, "the request body must be a JSON object", code="invalid_json")
+    try:
+        return ChatCompletionRequest.model_validate(payload)
+    except ValidationError as exc:
+        raise _to_api_error(exc) from None
+
+
+def _to_api_error(exc: ValidationError) -> APIError:
+    error = max(exc.errors(), key=lambda e: len(e["loc"]))
+    message = str(error["msg"])
+    if message.startswith("Value error, unsupported:"):
+        param = message.rsplit(":", 1)[1]
+        return APIError(400, f"'{param}' is not supported by this server", param=param, code="unsupported_parameter")
+    param = _param(error["loc"])
+    if error["type"] == "extra_forbidden":
+        return APIError(400, f"unknown field '{param}'", param=param, code="invalid_request")
+    if param == "n":
+        return APIError(400, "only n=1 is supported", param="n", code="unsupported_parameter")
+    return APIError(400, f"{param}: {message}" if param else message, param=param, code="invalid_value")
+
+
+_PART_TYPES = ("text", "image_url")
+
+
+def _param(loc: tuple[int | str, ...]) -> str | None:
+    """`messages.0.content.1.image_url.url` from a pydantic location, without its union labels.
+
+    pydantic puts the union member (`str`, `list[...]`) and, after a list index, the content part's
+    `type` tag into locations; neither is a field the client sent.
+    """
+    kept: list[str] = []
+    previous: int | str | None = None
+    for part in loc:
+        is_label = isinstance(part, str) and (part in ("str", "int", "float", "bool") or "[" in part)
+        is_tag = isinstance(previous, int) and part in _PART_TYPES
+        if not (is_label or is_tag):
+            kept.append(str(part))
+        previous = part
+    return ".".join(kept) or None

@@ -1,0 +1,107 @@
+"""The `vlm-router` command: serve, plugins, make-tiny."""
+
+from __future__ import annotations
+
+import argparse
+import logging
+import os
+import sys
+from pathlib import Path
+
+from .config import ConfigError, load_config
+from .plugins import PluginError, load_families
+
+DEFAULT_CONFIG = "models.yaml"
+
+
+def _config_path(value: str | None) -> Path | None:
+    """`--config`, else `$VLM_CONFIG`, else ./models.yaml if it exists."""
+    chosen = value or os.environ.get("VLM_CONFIG")
+    if chosen:
+        return Path(chosen)
+    return Path(DEFAULT_CONFIG) if Path(DEFAULT_CONFIG).is_file() else None
+
+
+def serve(args: argparse.Namespace) -> int:
+    from aiohttp import web
+
+    from .api.app import create_app
+
+    config = load_config(_config_path(args.config))
+    if args.host:
+        config.server.host = args.host
+    if args.port:
+        config.server.port = args.port
+    if not config.models:
+        raise ConfigError("no models configured: add some to models.yaml or set VLM_MODEL_NAME")
+    app = create_app(config, load_families())
+    names = ", ".join(m.name for m in config.models)
+    logging.getLogger(__name__).info("serving %s on http://%s:%d", names, config.server.host, config.server.port)
+    web.run_app(app, host=config.server.host, port=config.server.port, print=None, access_log=None)
+    return 0
+
+
+def plugins(_: argparse.Namespace) -> int:
+    families = load_families()
+    for name in families.names():
+        family = families.families[name]
+        caps = family.capabilities
+        max_images = "any number of" if caps.max_images is None else f"up to {caps.max_images}"
+        print(f"{family.name}  (plugin {families.plugin_of[name]})")
+        print(f"  {family.description}")
+        print(f"  model types: {', '.join(family.model_types)}")
+        print(f"  images: {'yes, ' + max_images if caps.images else 'no'}; video: {caps.video.value}")
+        if family.history_images:
+            print(f"  images in earlier turns: {family.history_images}")
+        if family.tiny_model_types():
+            print(f"  make-tiny: {', '.join(family.tiny_model_types())}")
+    return 0
+
+
+def make_tiny(args: argparse.Namespace) -> int:
+    from .tiny import TinyModelError, make_tiny as build
+
+    try:
+        out = build(load_families(), args.family, Path(args.out), hf_only=args.hf, force=args.force)
+    except TinyModelError as exc:
+        print(f"vlm-router: {exc}", file=sys.stderr)
+        return 2
+    print(f"tiny {args.family} model in {out}")
+    return 0
+
+
+def parser() -> argparse.ArgumentParser:
+    top = argparse.ArgumentParser(prog="vlm-router", description="OpenAI-compatible server for vision-language models on OpenVINO")
+    top.add_argument("--log-level", default=os.environ.get("VLM_LOG_LEVEL", "INFO"))
+    commands = top.add_subparsers(dest="command", required=True)
+
+    run = commands.add_parser("serve", help="serve the models of models.yaml")
+    run.add_argument("--config", help="models.yaml to use (default: $VLM_CONFIG, else ./models.yaml)")
+    run.add_argument("--host", help="address to listen on (default: server.host, or $VLM_HOST)")
+    run.add_argument("--port", type=int, help="port to listen on (default: server.port, or $VLM_SERVICE_PORT, else 9764)")
+    run.set_defaults(func=serve)
+
+    listing = commands.add_parser("plugins", help="list installed plugins and families with their capabilities")
+    listing.set_defaults(func=plugins)
+
+    tiny = commands.add_parser("make-tiny", help="build a tiny random-weight model offline (needs the convert extra)")
+    tiny.add_argument("--family", required=True, help="model type to build, e.g. qwen2_vl or qwen2_5_vl")
+    tiny.add_argument("--out", required=True, help="output folder")
+    tiny.add_argument("--hf", action="store_true", help="write the Hugging Face checkpoint instead of an OpenVINO folder")
+    tiny.add_argument("--force", action="store_true", help="rebuild even if the folder already holds a model")
+    tiny.set_defaults(func=make_tiny)
+    return top
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = parser().parse_args(argv)
+    logging.basicConfig(level=args.log_level.upper(), format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+    try:
+        return args.func(args)
+    except (ConfigError, PluginError) as exc:
+        print(f"vlm-router: {exc}", file=sys.stderr)
+        return 2
+
+
+if __name__ == "__main__":
+    sys.exit(main())

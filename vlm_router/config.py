@@ -1,0 +1,228 @@
+"""`models.yaml`: its schema, loading, and the original service's environment variables."""
+
+from __future__ import annotations
+
+import os
+import re
+from collections.abc import Mapping
+from enum import Enum
+from pathlib import Path
+from typing import Any, Literal
+
+import yaml
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
+
+DEFAULT_PORT = 9764
+_DEVICE = re.compile(r"^(CPU|NPU|GPU(\.\d+)?|(AUTO|HETERO|MULTI)(:[A-Z0-9.,]+)?)$")
+
+
+class ConfigError(Exception):
+    """`models.yaml` (or an environment variable) is wrong; the message names where."""
+
+
+class _Strict(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+
+class ServerConfig(_Strict):
+    host: str = "127.0.0.1"
+    port: int = Field(DEFAULT_PORT, ge=1, le=65535)
+    cache_dir: Path = Path("ov-model")
+    default_model: str | None = None
+    load_retry_s: float = Field(30.0, ge=0, description="Wait before retrying a model that failed to load.")
+
+
+class MediaConfig(_Strict):
+    allowed_hosts: list[str] = Field(
+        default_factory=list,
+        description="Host names or addresses media URLs may be fetched from even when private or loopback.",
+    )
+    fetch_timeout_s: float = Field(10.0, gt=0)
+    max_image_bytes: int = Field(20 * 2**20, gt=0)
+    max_image_pixels: int = Field(40_000_000, gt=0)
+    max_images_per_request: int = Field(16, ge=0)
+    max_request_bytes: int = Field(64 * 2**20, gt=0)
+
+
+class VideoSupport(str, Enum):
+    NATIVE = "native"
+    FRAMES = "frames"
+    NONE = "none"
+
+
+class CapabilityOverrides(_Strict):
+    """Per-model narrowing or widening of the family's capabilities."""
+
+    images: bool | None = None
+    max_images: int | None = Field(None, ge=0)
+    video: VideoSupport | None = None
+
+
+class GenerationDefaults(_Strict):
+    """Generation parameters applied when a request leaves them out."""
+
+    temperature: float | None = Field(None, ge=0, le=2)
+    top_p: float | None = Field(None, gt=0, le=1)
+    max_tokens: int = Field(1024, ge=1)
+    seed: int | None = Field(None, ge=0)
+
+
+class WeightFormat(str, Enum):
+    INT4 = "int4"
+    INT8 = "int8"
+    FP16 = "fp16"
+
+
+class ModelConfig(_Strict):
+    name: str = Field(min_length=1)
+    aliases: list[str] = Field(default_factory=list)
+    family: str | None = None
+    path: Path | None = None
+    source: str | None = None
+    weight_format: WeightFormat = WeightFormat.INT8
+    trust_remote_code: bool = True
+    device: str = "CPU"
+    load: Literal["lazy", "eager"] = "lazy"
+    capabilities: CapabilityOverrides = Field(default_factory=CapabilityOverrides)
+    defaults: GenerationDefaults = Field(default_factory=GenerationDefaults)
+    ov_config: dict[str, str | int | float | bool] = Field(default_factory=dict)
+
+    @field_validator("device")
+    @classmethod
+    def _known_device(cls, value: str) -> str:
+        if not _DEVICE.match(value):
+            raise ValueError(f"'{value}' is not a device: use CPU, GPU, GPU.N, NPU or AUTO")
+        return value
+
+    @model_validator(mode="after")
+    def _path_or_source(self) -> ModelConfig:
+        if (self.path is None) == (self.source is None):
+            raise ValueError("give exactly one of 'path' (an OpenVINO model folder) or 'source' (to convert)")
+        return self
+
+    @property
+    def names(self) -> list[str]:
+        return [self.name, *self.aliases]
+
+
+class RouterConfig(_Strict):
+    server: ServerConfig = Field(default_factory=ServerConfig)
+    media: MediaConfig = Field(default_factory=MediaConfig)
+    models: list[ModelConfig] = Field(default_factory=list)
+
+    @model_validator(mode="after")
+    def _unique_names(self) -> RouterConfig:
+        seen: dict[str, str] = {}
+        for model in self.models:
+            for name in model.names:
+                if name in seen:
+                    raise ValueError(f"model name or alias '{name}' is used by both '{seen[name]}' and '{model.name}'")
+                seen[name] = model.name
+        default = self.server.default_model
+        if default is not None and default not in seen:
+            raise ValueError(f"server.default_model '{default}' is not a configured model")
+        return self
+
+    def find(self, name: str) -> ModelConfig | None:
+        """The model whose name, alias or source is `name`."""
+        for model in self.models:
+            if name in model.names or name == model.source:
+                return model
+        return None
+
+
+def _describe_location(raw: Any, loc: tuple[int | str, ...]) -> str:
+    """`models[2] ('qwen').device` for a pydantic error location inside `raw`."""
+    parts: list[str] = []
+    node = raw
+    for key in loc:
+        if isinstance(key, int):
+            label = f"[{key}]"
+            if isinstance(node, list) and key < len(node) and isinstance(node[key], dict) and "name" in node[key]:
+                label += f" ('{node[key]['name']}')"
+            parts.append(label)
+        else:
+            parts.append(("." if parts else "") + str(key))
+        node = node[key] if isinstance(node, (list, dict)) and _has(node, key) else None
+    return "".join(parts) or "(top level)"
+
+
+def _has(node: list | dict, key: int | str) -> bool:
+    return key in node if isinstance(node, dict) else isinstance(key, int) and key < len(node)
+
+
+def parse_config(raw: Any, source: str = "models.yaml") -> RouterConfig:
+    """Validate already-parsed YAML; errors name the entry and the field."""
+    if raw is None:
+        raw = {}
+    try:
+        return RouterConfig.model_validate(raw)
+    except ValidationError as exc:
+        lines = [f"{source}: {_describe_location(raw, err['loc'])}: {err['msg']}" for err in exc.errors()]
+        raise ConfigError("\n".join(lines)) from None
+
+
+def load_config(path: Path | None, env: Mapping[str, str] = os.environ) -> RouterConfig:
+    """Read `path` (if any), resolve relative paths against its folder, then apply the environment."""
+    if path is None:
+        config = RouterConfig()
+        base = Path.cwd()
+    else:
+        try:
+            raw = yaml.safe_load(path.read_text())
+        except OSError as exc:
+            raise ConfigError(f"cannot read {path}: {exc.strerror}") from None
+        except yaml.YAMLError as exc:
+            raise ConfigError(f"{path}: not valid YAML: {exc}") from None
+        config = parse_config(raw, str(path))
+        base = path.resolve().parent
+    config = apply_environment(config, env)
+    return _resolve_paths(config, base)
+
+
+def _resolve_paths(config: RouterConfig, base: Path) -> RouterConfig:
+    config.server.cache_dir = base / config.server.cache_dir
+    for model in config.models:
+        if model.path is not None:
+            model.path = base / model.path
+        if model.source is not None and model.source.startswith((".", "/")):
+            model.source = str(base / model.source)
+    return config
+
+
+def apply_environment(config: RouterConfig, env: Mapping[str, str]) -> RouterConfig:
+    """Apply the original service's variables over the file.
+
+    `VLM_SERVICE_PORT` and `VLM_HOST` set the listening address; `VLM_DEVICE`,
+    `VLM_COMPRESSION_WEIGHT_FORMAT` and `VLM_SEED` apply to every model that does not set its own;
+    `VLM_MODEL_NAME` selects a configured model (by name, alias or source) or adds it as a `source`
+    entry, and makes it the default model.
+    """
+    data = config.model_dump(mode="python", exclude_unset=True)
+    server = data.setdefault("server", {})
+    if "VLM_SERVICE_PORT" in env:
+        server["port"] = _env_int(env, "VLM_SERVICE_PORT")
+    if "VLM_HOST" in env:
+        server["host"] = env["VLM_HOST"]
+    models: list[dict[str, Any]] = data.setdefault("models", [])
+    name = env.get("VLM_MODEL_NAME", "").strip()
+    if name:
+        known = config.find(name)
+        if known is None:
+            models.append({"name": name, "source": name})
+        server["default_model"] = known.name if known else name
+    for model in models:
+        if "VLM_DEVICE" in env:
+            model.setdefault("device", env["VLM_DEVICE"])
+        if "VLM_COMPRESSION_WEIGHT_FORMAT" in env:
+            model.setdefault("weight_format", env["VLM_COMPRESSION_WEIGHT_FORMAT"].lower())
+        if "VLM_SEED" in env:
+            model.setdefault("defaults", {}).setdefault("seed", _env_int(env, "VLM_SEED"))
+    return parse_config(data, "environment (VLM_* variables)")
+
+
+def _env_int(env: Mapping[str, str], key: str) -> int:
+    try:
+        return int(env[key])
+    except ValueError:
+        raise ConfigError(f"{key}={env[key]!r} is not an integer") from None

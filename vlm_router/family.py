@@ -1,0 +1,113 @@
+"""What a model family is: its capabilities, its prompt format and how it builds a pipeline."""
+
+from __future__ import annotations
+
+import re
+from abc import ABC, abstractmethod
+from collections.abc import Sequence
+from dataclasses import dataclass, replace
+from pathlib import Path
+from typing import Any
+
+from .config import CapabilityOverrides, VideoSupport
+from .conversation import Message
+
+
+class CapabilityError(Exception):
+    """A request asks for something the model does not accept; `rule` names the rule broken."""
+
+    def __init__(self, message: str, rule: str) -> None:
+        super().__init__(message)
+        self.rule = rule
+
+
+@dataclass(frozen=True)
+class Capabilities:
+    """Which media a model accepts, and how many."""
+
+    images: bool = True
+    max_images: int | None = None
+    video: VideoSupport = VideoSupport.NONE
+    #: Longest side over shortest side an image may have, when the model's preprocessing has a limit.
+    max_aspect_ratio: float | None = None
+
+    def overridden(self, overrides: CapabilityOverrides) -> Capabilities:
+        """These capabilities with a `models.yaml` entry's overrides applied."""
+        changes = overrides.model_dump(exclude_none=True)
+        return replace(self, **changes)
+
+    def check(self, model: str, image_count: int) -> None:
+        """Raise `CapabilityError` if a request with `image_count` images breaks a rule."""
+        if image_count and not self.images:
+            raise CapabilityError(f"model '{model}' does not accept images", rule="images")
+        if self.max_images is not None and image_count > self.max_images:
+            raise CapabilityError(
+                f"model '{model}' accepts at most {self.max_images} image(s) per request, got {image_count}",
+                rule="max_images",
+            )
+
+    def check_image_shape(self, model: str, width: int, height: int) -> None:
+        """Raise `CapabilityError` for an image the model's preprocessing cannot take."""
+        ratio = max(width, height) / max(1, min(width, height))
+        if self.max_aspect_ratio is not None and ratio >= self.max_aspect_ratio:
+            raise CapabilityError(
+                f"model '{model}' needs images with an aspect ratio under {self.max_aspect_ratio:g}, got {width}x{height}",
+                rule="max_aspect_ratio",
+            )
+
+    def as_dict(self) -> dict[str, Any]:
+        return {
+            "images": self.images,
+            "max_images": self.max_images,
+            "video": self.video.value,
+            "max_aspect_ratio": self.max_aspect_ratio,
+        }
+
+
+#: Tags openvino-genai reads as media placeholders in any model's prompt.
+_UNIVERSAL_TAGS = re.compile(r"<ov_genai_(image|video)_\d+>")
+
+
+class Family(ABC):
+    """A family of vision-language models served the same way.
+
+    Subclass it in a plugin and hand an instance to `register` in the `register_families` hook.
+    """
+
+    #: Unique name, used as `family:` in models.yaml.
+    name: str
+    #: `model_type` values in a model folder's config.json that this family serves.
+    model_types: tuple[str, ...]
+    #: Default capabilities; models.yaml may override them per model.
+    capabilities: Capabilities
+    #: One line for `vlm-router plugins`.
+    description: str = ""
+    #: How images from earlier turns of a conversation are treated, for the docs and `plugins`.
+    history_images: str = ""
+    #: Prompt markup a client's text may not contain (it would be read as media placeholders).
+    reserved_tags: tuple[str, ...] = ()
+
+    def reserved_tag_in(self, text: str) -> str | None:
+        """The first media placeholder found in a client's `text`, if any."""
+        match = _UNIVERSAL_TAGS.search(text)
+        if match:
+            return match.group(0)
+        return next((tag for tag in self.reserved_tags if tag in text), None)
+
+    @abstractmethod
+    def build_prompt(self, messages: Sequence[Message]) -> str:
+        """The model's full prompt for `messages`, with the family's image tags, ready to tokenize."""
+
+    def create_pipeline(self, model_dir: Path, device: str, properties: dict[str, Any]) -> Any:
+        """A loaded openvino-genai pipeline for the OpenVINO model in `model_dir`."""
+        import openvino_genai
+
+        return openvino_genai.VLMPipeline(str(model_dir), device, **properties)
+
+    def tiny_model_types(self) -> tuple[str, ...]:
+        """The `model_type`s for which `build_tiny` can make a random-weight checkpoint offline."""
+        return ()
+
+    def build_tiny(self, model_type: str, out_dir: Path) -> None:
+        """Write a tiny random-weight Hugging Face checkpoint of `model_type` into `out_dir`."""
+        raise NotImplementedError(f"family '{self.name}' cannot build tiny models")

@@ -1,0 +1,61 @@
+"""Loading plugins from the entry-point group and collecting the families they register."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+import pluggy
+
+from . import hookspecs
+from .family import Family
+
+
+class PluginError(Exception):
+    """Plugins disagree (a family name or model_type registered twice)."""
+
+
+@dataclass
+class FamilyRegistry:
+    """Every installed family, by name and by the `model_type`s it serves."""
+
+    families: dict[str, Family] = field(default_factory=dict)
+    plugin_of: dict[str, str] = field(default_factory=dict)
+    _by_model_type: dict[str, Family] = field(default_factory=dict)
+
+    def add(self, family: Family, plugin: str) -> None:
+        if family.name in self.families:
+            raise PluginError(f"family '{family.name}' is registered by both '{self.plugin_of[family.name]}' and '{plugin}'")
+        for model_type in family.model_types:
+            if model_type in self._by_model_type:
+                other = self._by_model_type[model_type].name
+                raise PluginError(f"model_type '{model_type}' is claimed by both '{other}' and '{family.name}'")
+        self.families[family.name] = family
+        self.plugin_of[family.name] = plugin
+        for model_type in family.model_types:
+            self._by_model_type[model_type] = family
+
+    def get(self, name: str) -> Family | None:
+        return self.families.get(name)
+
+    def for_model_type(self, model_type: str) -> Family | None:
+        return self._by_model_type.get(model_type)
+
+    def names(self) -> list[str]:
+        return sorted(self.families)
+
+
+def plugin_manager() -> pluggy.PluginManager:
+    """A plugin manager with every plugin of the entry-point group loaded."""
+    manager = pluggy.PluginManager(hookspecs.PROJECT)
+    manager.add_hookspecs(hookspecs)
+    manager.load_setuptools_entrypoints(hookspecs.PROJECT)
+    return manager
+
+
+def load_families(manager: pluggy.PluginManager | None = None) -> FamilyRegistry:
+    """Ask every plugin to register its families."""
+    manager = manager or plugin_manager()
+    registry = FamilyRegistry()
+    for impl in manager.hook.register_families.get_hookimpls():
+        impl.function(register=lambda family, plugin=impl.plugin_name: registry.add(family, plugin))
+    return registry
