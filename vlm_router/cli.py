@@ -12,6 +12,7 @@ from .config import ConfigError, load_config
 from .plugins import PluginError, load_families
 
 DEFAULT_CONFIG = "models.yaml"
+ACCESS_LOG = '%a "%r" %s %b %Tfs'  # client, request line, status, bytes, seconds
 
 
 def _config_path(value: str | None) -> Path | None:
@@ -37,7 +38,7 @@ def serve(args: argparse.Namespace) -> int:
     app = create_app(config, load_families())
     names = ", ".join(m.name for m in config.models)
     logging.getLogger(__name__).info("serving %s on http://%s:%d", names, config.server.host, config.server.port)
-    web.run_app(app, host=config.server.host, port=config.server.port, print=None, access_log=None)
+    web.run_app(app, host=config.server.host, port=config.server.port, print=None, access_log_format=ACCESS_LOG)
     return 0
 
 

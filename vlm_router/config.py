@@ -80,7 +80,7 @@ class ModelConfig(_Strict):
     path: Path | None = None
     source: str | None = None
     weight_format: WeightFormat = WeightFormat.INT8
-    trust_remote_code: bool = True
+    trust_remote_code: bool = False
     device: str = "CPU"
     load: Literal["lazy", "eager"] = "lazy"
     capabilities: CapabilityOverrides = Field(default_factory=CapabilityOverrides)
@@ -209,7 +209,8 @@ def apply_environment(config: RouterConfig, env: Mapping[str, str]) -> RouterCon
     if name:
         known = config.find(name)
         if known is None:
-            models.append({"name": name, "source": name})
+            # The original service converted whatever it was given, remote code included.
+            models.append({"name": name, "source": name, "trust_remote_code": True})
         server["default_model"] = known.name if known else name
     for model in models:
         if "VLM_DEVICE" in env:

@@ -42,6 +42,7 @@ class Engine:
 
     def __init__(self, pipeline: Any, name: str) -> None:
         self._pipeline = pipeline
+        self._active: set[threading.Event] = set()
         self._executor = ThreadPoolExecutor(max_workers=1, thread_name_prefix=f"engine-{name}")
 
     def generation_config(self, params: SamplingParams) -> Any:
@@ -69,6 +70,7 @@ class Engine:
         loop = asyncio.get_running_loop()
         queue: asyncio.Queue[object] = asyncio.Queue()
         cancelled = threading.Event()
+        self._active.add(cancelled)
         config = self.generation_config(params)
 
         def on_text(text: str) -> openvino_genai.StreamingStatus:
@@ -92,7 +94,11 @@ class Engine:
             yield Completion(reason, metrics.get_num_input_tokens(), metrics.get_num_generated_tokens())
         finally:
             cancelled.set()
+            self._active.discard(cancelled)
 
     def close(self) -> None:
+        """Stop running generations at their next token and drop queued ones."""
+        for cancelled in list(self._active):
+            cancelled.set()
         self._executor.shutdown(wait=False, cancel_futures=True)
 

@@ -53,6 +53,7 @@ class ModelHandle:
         self.state = ModelState.NOT_LOADED
         self.error: str | None = None
         self.load_count = 0
+        self.created = int(time.time())
         self.family: Family | None = self._family_if_known()
         self._engine: Engine | None = None
         self._load_task: asyncio.Task[Engine] | None = None
@@ -154,7 +155,7 @@ class ModelHandle:
         return {
             "id": self.name,
             "object": "model",
-            "created": 0,
+            "created": self.created,
             "owned_by": "vlm-router",
             "aliases": self.config.aliases,
             "family": self.family.name if self.family else self.config.family,

@@ -38,10 +38,16 @@ class ChatService:
     media: MediaConfig
 
 
+#: Bodies larger than this are parsed on a worker thread, so a big base64 image never stalls the loop.
+_INLINE_PARSE_BYTES = 256 * 1024
+
+
 async def read_json(request: web.Request) -> Any:
     body = await request.read()
     try:
-        return json.loads(body)
+        if len(body) <= _INLINE_PARSE_BYTES:
+            return json.loads(body)
+        return await asyncio.get_running_loop().run_in_executor(None, json.loads, body)
     except (ValueError, RecursionError) as exc:
         raise APIError(400, f"the request body is not valid JSON: {exc}", code="invalid_json") from None
 

@@ -1,4 +1,4 @@
-"""Fetching media from `data:` and http(s) URLs, refusing private networks unless allowed."""
+"""Getting media bytes from `data:` and http(s) URLs, refusing private networks unless allowed."""
 
 from __future__ import annotations
 
@@ -102,10 +102,8 @@ class MediaFetcher:
         if self._session is not None:
             await self._session.close()
 
-    async def fetch(self, url: str, max_bytes: int, media_prefix: str) -> bytes:
-        """Bytes of a `data:` or http(s) URL, at most `max_bytes`."""
-        if url[:5].lower() == "data:":
-            return decode_data_url(url, max_bytes, media_prefix)
+    async def download(self, url: str, max_bytes: int) -> bytes:
+        """The body at an http(s) `url`, at most `max_bytes`, following checked redirects."""
         try:
             target = URL(url)
         except ValueError:
