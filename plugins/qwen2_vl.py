@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from pathlib import Path
 
 from vlm_router import hookimpl
@@ -59,20 +59,12 @@ class Qwen2VLFamily(Family):
         return self.model_types
 
     def build_tiny(self, model_type: str, out_dir: Path) -> None:
-        from transformers import (
-            Qwen2_5_VLConfig,
-            Qwen2_5_VLForConditionalGeneration,
-            Qwen2TokenizerFast,
-            Qwen2VLConfig,
-            Qwen2VLForConditionalGeneration,
-            Qwen2VLImageProcessor,
-            Qwen2VLProcessor,
-        )
+        import transformers
         from transformers.models.qwen2_vl.video_processing_qwen2_vl import Qwen2VLVideoProcessor
 
         from vlm_router.tiny import TINY_VOCAB, seeded, train_tokenizer
 
-        tokenizer = Qwen2TokenizerFast(
+        tokenizer = transformers.Qwen2TokenizerFast(
             tokenizer_object=train_tokenizer(SPECIAL_TOKENS),
             eos_token="<|im_end|>",
             pad_token="<|endoftext|>",
@@ -81,22 +73,19 @@ class Qwen2VLFamily(Family):
         )
         ids = {token: tokenizer.convert_tokens_to_ids(token) for token in SPECIAL_TOKENS}
         # head_dim 16: the three mrope sections must add up to 8.
-        text = dict(
-            vocab_size=TINY_VOCAB, hidden_size=64, intermediate_size=128, num_hidden_layers=2,
-            num_attention_heads=4, num_key_value_heads=2, max_position_embeddings=4096,
-            rope_scaling={"type": "mrope", "mrope_section": [2, 3, 3]}, tie_word_embeddings=False,
-        )  # fmt: skip
-        vision_common = dict(depth=2, num_heads=2, patch_size=14, spatial_merge_size=2, temporal_patch_size=2)
+        text = {
+            "vocab_size": TINY_VOCAB, "hidden_size": 64, "intermediate_size": 128, "num_hidden_layers": 2,
+            "num_attention_heads": 4, "num_key_value_heads": 2, "max_position_embeddings": 4096,
+            "rope_scaling": {"type": "mrope", "mrope_section": [2, 3, 3]}, "tie_word_embeddings": False,
+        }  # fmt: skip
+        vision: dict[str, object] = {"depth": 2, "num_heads": 2, "patch_size": 14, "spatial_merge_size": 2, "temporal_patch_size": 2}
         if model_type == "qwen2_vl":
-            config_class, model_class = Qwen2VLConfig, Qwen2VLForConditionalGeneration
-            vision = dict(vision_common, embed_dim=32, hidden_size=64, mlp_ratio=2)
+            prefix = "Qwen2VL"
+            vision |= {"embed_dim": 32, "hidden_size": 64, "mlp_ratio": 2}
         else:
-            config_class, model_class = Qwen2_5_VLConfig, Qwen2_5_VLForConditionalGeneration
-            vision = dict(
-                vision_common, hidden_size=32, intermediate_size=64, out_hidden_size=64,
-                fullatt_block_indexes=[1], window_size=56,
-            )  # fmt: skip
-        config = config_class(
+            prefix = "Qwen2_5_VL"
+            vision |= {"hidden_size": 32, "intermediate_size": 64, "out_hidden_size": 64, "fullatt_block_indexes": [1], "window_size": 56}
+        config = getattr(transformers, f"{prefix}Config")(
             text_config=text,
             vision_config=vision,
             vocab_size=TINY_VOCAB,
@@ -110,11 +99,11 @@ class Qwen2VLFamily(Family):
             pad_token_id=ids["<|endoftext|>"],
         )
         with seeded():
-            model = model_class(config).eval()
+            model = getattr(transformers, f"{prefix}ForConditionalGeneration")(config).eval()
         model.save_pretrained(out_dir)
         model.generation_config.save_pretrained(out_dir)
-        processor = Qwen2VLProcessor(
-            image_processor=Qwen2VLImageProcessor(),
+        processor = getattr(transformers, f"{prefix}Processor")(
+            image_processor=transformers.Qwen2VLImageProcessor(),
             tokenizer=tokenizer,
             video_processor=Qwen2VLVideoProcessor(),
             chat_template=CHAT_TEMPLATE,
@@ -123,5 +112,5 @@ class Qwen2VLFamily(Family):
 
 
 @hookimpl
-def register_families(register) -> None:  # noqa: ANN001 - pluggy passes the registry's callable
+def register_families(register: Callable[[Family], None]) -> None:
     register(Qwen2VLFamily())

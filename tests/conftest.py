@@ -131,7 +131,7 @@ class MediaServer:
         files, redirects = self.files, self.redirects
 
         class Handler(http.server.BaseHTTPRequestHandler):
-            def do_GET(self) -> None:  # noqa: N802 - http.server's name
+            def do_GET(self) -> None:
                 if self.path in redirects:
                     self.send_response(302)
                     self.send_header("Location", redirects[self.path])

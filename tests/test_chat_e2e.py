@@ -123,6 +123,11 @@ def test_seeded_sampling_repeats(client):
     assert first.choices[0].message.content == again.choices[0].message.content
 
 
+def test_any_int64_seed_is_accepted(client):
+    for seed in (-1, -(2**63), 2**63 - 1):
+        assert ask(client, [user("hi")], temperature=0.7, seed=seed, max_tokens=2).usage.completion_tokens == 2
+
+
 def test_models_endpoints(client, server):
     ask(client, [user("hi")])
     listed = {m.id: m for m in client.models.list().data}

@@ -27,7 +27,7 @@ async def ask(client, model, *parts, **kw):
 
 
 async def test_lazy_load_moves_from_not_loaded_to_ready(aiohttp_server, families, tiny_models):
-    app, client = await start(aiohttp_server, families, [{"name": "m", "path": str(tiny_models["qwen2_vl"])}])
+    _, client = await start(aiohttp_server, families, [{"name": "m", "path": str(tiny_models["qwen2_vl"])}])
     assert (await states(client))["m"]["state"] == "not_loaded"
     request = asyncio.ensure_future(ask(client, "m"))
     seen = set()
@@ -58,6 +58,10 @@ async def test_broken_model_fails_alone(aiohttp_server, families, tiny_models, t
             {"name": "good", "path": str(tiny_models["qwen2_vl"])},
         ],
     )
+    before = await states(client)
+    assert before["broken"]["state"] == "not_loaded"
+    assert before["no-plugin"]["state"] == "failed", "a missing family is known at start-up"
+    assert "family 'not_a_family' is not installed; installed: qwen2_vl" in before["no-plugin"]["error"]
     for name, reason in (("broken", "not an OpenVINO model folder"), ("no-plugin", "family 'not_a_family' is not installed")):
         with pytest.raises(openai.APIStatusError) as caught:
             await ask(client, name)
@@ -87,7 +91,7 @@ async def test_failed_model_is_retried_after_the_wait(aiohttp_server, families, 
 
 async def test_source_entry_is_converted_on_first_use(aiohttp_server, families, tiny_models, tmp_path):
     source = str(tiny_models["qwen2_vl_hf"])
-    app, client = await start(
+    _, client = await start(
         aiohttp_server,
         families,
         [{"name": "converted", "source": source, "weight_format": "int8"}],

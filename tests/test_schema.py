@@ -27,6 +27,7 @@ def error_of(payload) -> APIError:
         ({"messages": MSG, "max_completion_tokens": -1}, "max_completion_tokens"),
         ({"messages": MSG, "stream": "yes"}, "stream"),
         ({"messages": MSG, "n": 2}, "n"),
+        ({"messages": MSG, "seed": 2**63}, "seed"),
         ({"messages": MSG, "stop": ["x"]}, "stop"),
         ({"messages": MSG, "response_format": {"type": "json_object"}}, "response_format"),
         ({"messages": [{"role": "wizard", "content": "x"}]}, "messages.0.role"),

@@ -26,7 +26,7 @@ def is_openvino_folder(path: Path) -> bool:
 
 
 def cache_folder(cache_dir: Path, source: str, weight_format: WeightFormat) -> Path:
-    """`<cache_dir>/<source as a folder name>/<format>`, the original service's `ov-model` layout."""
+    """`<cache_dir>/<source with '/' as '--'>/<format>`, e.g. `ov-model/Qwen--Qwen2-VL-2B-Instruct/int8`."""
     safe = re.sub(r"[^A-Za-z0-9._-]+", "--", source.strip("/")).strip("-.") or "model"
     return cache_dir / safe / weight_format.value
 

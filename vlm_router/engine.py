@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import threading
-from collections.abc import AsyncIterator
+from collections.abc import AsyncGenerator
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from typing import Any
@@ -14,7 +14,10 @@ import numpy as np
 
 @dataclass(frozen=True)
 class SamplingParams:
-    """What a request asks of generation; `None` keeps the model's own default."""
+    """What a request asks of generation; `None` keeps the model's own default.
+
+    A temperature above 0, or a `top_p`, turns sampling on; temperature 0 (or top_p 0) means greedy.
+    """
 
     max_tokens: int
     temperature: float | None = None
@@ -57,12 +60,13 @@ class Engine:
             config.do_sample = True
             config.temperature = params.temperature
         if params.top_p and not greedy:
+            config.do_sample = True
             config.top_p = params.top_p
         if params.seed is not None:
-            config.rng_seed = params.seed
+            config.rng_seed = params.seed & (2**64 - 1)  # any int64 a client sends, as the unsigned seed
         return config
 
-    async def stream(self, prompt: str, images: list[np.ndarray], params: SamplingParams) -> AsyncIterator[str | Completion]:
+    async def stream(self, prompt: str, images: list[np.ndarray], params: SamplingParams) -> AsyncGenerator[str | Completion, None]:
         """Yield text as it is generated, then one `Completion`. Leaving early stops the generation."""
         import openvino
         import openvino_genai

@@ -11,7 +11,7 @@ from pathlib import Path
 from typing import Any
 
 from .config import ModelConfig, RouterConfig
-from .convert import cache_folder, convert, is_openvino_folder
+from .convert import ConversionError, cache_folder, convert, is_openvino_folder
 from .engine import Engine
 from .family import Capabilities, Family
 from .plugins import FamilyRegistry
@@ -58,6 +58,8 @@ class ModelHandle:
         self._engine: Engine | None = None
         self._load_task: asyncio.Task[Engine] | None = None
         self._failed_at = 0.0
+        if config.family is not None and self.family is None:
+            self._fail(self._missing_family())
 
     @property
     def name(self) -> str:
@@ -117,7 +119,7 @@ class ModelHandle:
         log.info("loading model '%s'", self.name)
         try:
             if self.config.family is not None and self.family is None:
-                raise LoadError(f"family '{self.config.family}' is not installed; installed: {', '.join(self._families.names())}")
+                raise LoadError(self._missing_family())
             folder = await self._model_folder()
             family = self.family = self.family or self._detect(folder)
             pipeline = await asyncio.get_running_loop().run_in_executor(
@@ -125,14 +127,20 @@ class ModelHandle:
             )
         except Exception as exc:  # a broken model must fail alone, whatever broke
             message = str(exc) if isinstance(exc, LoadError) else f"{type(exc).__name__}: {exc}"
-            self.state, self.error, self._failed_at = ModelState.FAILED, message, time.monotonic()
+            self._fail(message)
             self._load_task = None
-            log.error("model '%s' failed to load: %s", self.name, message)
             raise LoadError(message) from None
         self._engine = Engine(pipeline, self.name)
         self.state = ModelState.READY
         log.info("model '%s' ready in %.1f s", self.name, time.monotonic() - started)
         return self._engine
+
+    def _missing_family(self) -> str:
+        return f"family '{self.config.family}' is not installed; installed: {', '.join(self._families.names())}"
+
+    def _fail(self, message: str) -> None:
+        self.state, self.error, self._failed_at = ModelState.FAILED, message, time.monotonic()
+        log.error("model '%s' failed to load: %s", self.name, message)
 
     async def _model_folder(self) -> Path:
         if self.config.path is not None:
@@ -146,7 +154,7 @@ class ModelHandle:
         log.info("converting '%s' to %s in %s", source, self.config.weight_format.value, out)
         try:
             return await convert(source, out, self.config.weight_format, self.config.trust_remote_code)
-        except Exception as exc:
+        except (ConversionError, OSError) as exc:
             raise LoadError(str(exc)) from None
 
     def describe(self) -> dict[str, Any]:
@@ -178,9 +186,6 @@ class ModelRegistry:
         self.handles = [ModelHandle(m, families, server.cache_dir, server.load_retry_s) for m in config.models]
         self._by_name = {name: h for h in self.handles for name in h.config.names}
         self.default = self._by_name[server.default_model] if server.default_model else None
-        for handle in self.handles:
-            if handle.config.family is not None and handle.family is None:
-                log.warning("model '%s': family '%s' is not installed", handle.name, handle.config.family)
 
     def get(self, name: str | None) -> ModelHandle:
         """The model called `name`, or the default model when `name` is empty."""

@@ -14,10 +14,14 @@ import shutil
 import tempfile
 from collections.abc import Iterator, Sequence
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from .config import WeightFormat
 from .convert import convert_sync, is_openvino_folder
 from .plugins import FamilyRegistry
+
+if TYPE_CHECKING:
+    from tokenizers import Tokenizer
 
 #: Vocabulary size of every tiny model; trained tokenizers stay below it.
 TINY_VOCAB = 1024
@@ -37,7 +41,7 @@ def _corpus() -> list[str]:
     return [zen] * 4 + [inspect.getsource(json), inspect.getsource(shutil)]
 
 
-def train_tokenizer(special_tokens: Sequence[str], vocab_size: int = 800):  # noqa: ANN201 - tokenizers.Tokenizer
+def train_tokenizer(special_tokens: Sequence[str], vocab_size: int = 800) -> Tokenizer:
     """A byte-level BPE tokenizer trained offline, with `special_tokens` at ids 0, 1, ..."""
     from tokenizers import Tokenizer, decoders, models, pre_tokenizers, trainers
 

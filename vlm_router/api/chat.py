@@ -8,7 +8,7 @@ import json
 import logging
 import time
 import uuid
-from collections.abc import AsyncIterator
+from collections.abc import AsyncGenerator
 from dataclasses import dataclass
 from typing import Any
 
@@ -17,7 +17,7 @@ from aiohttp import web
 
 from ..config import GenerationDefaults, MediaConfig
 from ..engine import Completion, Engine, SamplingParams
-from ..family import Capabilities, CapabilityError, Family
+from ..family import Capabilities, CapabilityError
 from ..media import MediaError
 from ..media.fetch import MediaFetcher
 from ..media.loader import MediaRef, load_images
@@ -59,7 +59,11 @@ def _find_model(registry: ModelRegistry, name: str | None) -> ModelHandle:
         raise APIError(404, str(exc), param="model", code="model_not_found") from None
 
 
-def _check_request(handle: ModelHandle, family: Family, caps: Capabilities, request: ChatCompletionRequest, image_count: int) -> None:
+def _check_request(handle: ModelHandle, request: ChatCompletionRequest, image_count: int) -> None:
+    """The family's rules for this request; nothing to check while the family is not known yet."""
+    family, caps = handle.family, handle.capabilities
+    if family is None or caps is None:
+        return
     try:
         caps.check(handle.name, image_count)
     except CapabilityError as exc:
@@ -85,8 +89,7 @@ async def _prepare(service: ChatService, handle: ModelHandle, request: ChatCompl
             f"{len(refs)} images in one request, over the limit of {service.media.max_images_per_request}",
             param="messages", code="too_many_images",
         )  # fmt: skip
-    if handle.family is not None and handle.capabilities is not None:
-        _check_request(handle, handle.family, handle.capabilities, request, len(refs))
+    _check_request(handle, request, len(refs))  # before loading, when the family is already known
     engine_task = asyncio.ensure_future(handle.engine())
     try:
         images = await load_images(refs, service.fetcher, service.media)
@@ -101,8 +104,8 @@ async def _prepare(service: ChatService, handle: ModelHandle, request: ChatCompl
             engine_task.cancel()  # the load itself goes on for the next request
         elif not engine_task.cancelled():
             engine_task.exception()  # retrieved: reported above or superseded by a media error
-    assert handle.family is not None and handle.capabilities is not None  # set by a successful load
-    _check_request(handle, handle.family, handle.capabilities, request, len(refs))
+    assert handle.capabilities is not None  # set by a successful load
+    _check_request(handle, request, len(refs))
     _check_shapes(handle, handle.capabilities, images, refs)
     return engine, images
 
@@ -201,7 +204,7 @@ def _event(body: dict[str, Any]) -> bytes:
 
 
 async def _stream(
-    request: web.Request, reply: _Reply, outputs: AsyncIterator[str | Completion], include_usage: bool
+    request: web.Request, reply: _Reply, outputs: AsyncGenerator[str | Completion, None], include_usage: bool
 ) -> web.StreamResponse:
     """Server-sent events: role first, text deltas, the finish reason, usage if asked, then [DONE]."""
     response = web.StreamResponse(headers={"Content-Type": "text/event-stream", "Cache-Control": "no-cache"})

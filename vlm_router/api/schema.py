@@ -52,7 +52,7 @@ class StreamOptions(_Request):
 UNSUPPORTED = ("stop", "logprobs", "top_logprobs", "response_format", "tools", "tool_choice", "functions",
                "function_call", "logit_bias", "presence_penalty", "frequency_penalty", "audio", "modalities",
                "prediction")  # fmt: skip
-_NEUTRAL = (None, False, 0, [], {}, "none", "auto", {"type": "text"})
+_NEUTRAL: tuple[object, ...] = (None, False, 0, [], {}, "none", "auto", {"type": "text"})
 
 
 class ChatCompletionRequest(_Request):
@@ -66,7 +66,7 @@ class ChatCompletionRequest(_Request):
     max_completion_tokens: int | None = Field(None, ge=1)
     temperature: float | None = Field(None, ge=0, le=2)
     top_p: float | None = Field(None, ge=0, le=1)
-    seed: int | None = None
+    seed: int | None = Field(None, ge=-(2**63), lt=2**63)
     n: int | None = Field(None, ge=1, le=1, description="Only one choice is produced for now.")
 
     @model_validator(mode="after")
@@ -95,8 +95,8 @@ def _to_api_error(exc: ValidationError) -> APIError:
     error = max(exc.errors(), key=lambda e: len(e["loc"]))
     message = str(error["msg"])
     if message.startswith("Value error, unsupported:"):
-        param = message.rsplit(":", 1)[1]
-        return APIError(400, f"'{param}' is not supported by this server", param=param, code="unsupported_parameter")
+        field = message.rsplit(":", 1)[1]
+        return APIError(400, f"'{field}' is not supported by this server", param=field, code="unsupported_parameter")
     param = _param(error["loc"])
     if error["type"] == "extra_forbidden":
         return APIError(400, f"unknown field '{param}'", param=param, code="invalid_request")

@@ -25,8 +25,8 @@ def decode_image(data: bytes, max_pixels: int) -> np.ndarray:
             if width * height > max_pixels:
                 raise _too_large(f"{width}x{height}", max_pixels)
             image.seek(0)
-            image = ImageOps.exif_transpose(image)
-            return np.asarray(image.convert("RGB"), dtype=np.uint8)
+            upright = ImageOps.exif_transpose(image)
+            return np.asarray(upright.convert("RGB"), dtype=np.uint8)
     except Image.DecompressionBombError:
         raise _too_large("enormous", max_pixels) from None
     except UnidentifiedImageError:
