@@ -60,7 +60,7 @@ class ServerThread:
     def __init__(self, app: web.Application) -> None:
         self.app = app
         self.loop = asyncio.new_event_loop()
-        self.runner = web.AppRunner(app)
+        self.runner = web.AppRunner(app, handler_cancellation=True)
         self._thread = threading.Thread(target=self.loop.run_forever, daemon=True)
 
     def __enter__(self) -> ServerThread:

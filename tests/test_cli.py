@@ -1,7 +1,9 @@
 """The `vlm-router` command: serve as users run it, plugins, make-tiny and config errors."""
 
+import json
 import os
 import shutil
+import signal
 import socket
 import subprocess
 import sys
@@ -9,6 +11,7 @@ import time
 
 import httpx
 import openai
+import pytest
 import yaml
 
 from .conftest import data_url, image_part, png_bytes, user
@@ -20,6 +23,17 @@ def free_port() -> int:
     with socket.socket() as probe:
         probe.bind(("127.0.0.1", 0))
         return probe.getsockname()[1]
+
+
+def wait_healthy(url: str) -> None:
+    deadline = time.monotonic() + 60
+    while time.monotonic() < deadline:
+        try:
+            if httpx.get(url + "/health").status_code == 200:
+                return
+        except httpx.TransportError:
+            time.sleep(0.2)
+    raise AssertionError(f"{url} did not become healthy")
 
 
 def run(*args: str, env: dict | None = None) -> subprocess.CompletedProcess:
@@ -59,13 +73,7 @@ def test_serve_answers_the_openai_client_with_images(tmp_path, tiny_models):
     process = subprocess.Popen([*CLI, "serve"], env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
     try:
         url = f"http://127.0.0.1:{port}"
-        deadline = time.monotonic() + 60
-        while time.monotonic() < deadline:
-            try:
-                if httpx.get(url + "/health").status_code == 200:
-                    break
-            except httpx.TransportError:
-                time.sleep(0.2)
+        wait_healthy(url)
         client = openai.OpenAI(base_url=url + "/v1", api_key="unused", max_retries=0, timeout=120)
         answer = client.chat.completions.create(
             model="demo",
@@ -78,3 +86,35 @@ def test_serve_answers_the_openai_client_with_images(tmp_path, tiny_models):
         process.terminate()
         output, _ = process.communicate(timeout=30)
     assert f"on http://127.0.0.1:{port}" in output
+
+
+def test_sigterm_lets_in_flight_requests_finish_then_exits_0(tmp_path, tiny_models):
+    (tmp_path / "models.yaml").write_text(
+        yaml.safe_dump({"server": {"shutdown_grace_s": 60}, "models": [{"name": "m", "path": str(tiny_models["qwen2_vl"])}]})
+    )
+    port = free_port()
+    url = f"http://127.0.0.1:{port}"
+    process = subprocess.Popen(
+        [*CLI, "serve", "--config", str(tmp_path / "models.yaml"), "--port", str(port)],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.STDOUT,
+        text=True,
+    )
+    try:
+        wait_healthy(url)
+        body = {"model": "m", "messages": [user("Go on.")], "stream": True, "max_tokens": 3000, "temperature": 0}
+        with httpx.stream("POST", url + "/v1/chat/completions", json=body, timeout=120) as response:
+            lines = response.iter_lines()
+            assert next(line for line in lines if line.startswith("data: "))
+            process.send_signal(signal.SIGTERM)
+            time.sleep(0.5)
+            with pytest.raises(httpx.ConnectError):
+                httpx.get(url + "/health")  # no new connections once draining
+            rest = [line for line in lines if line.startswith("data: ")]
+        assert rest[-1] == "data: [DONE]"
+        assert json.loads(rest[-2][6:])["choices"][0]["finish_reason"] == "length", "the stream ran to its end"
+        assert process.wait(timeout=60) == 0
+    finally:
+        process.kill()
+        output = process.communicate()[0]
+    assert "Traceback" not in output

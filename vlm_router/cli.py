@@ -38,7 +38,15 @@ def serve(args: argparse.Namespace) -> int:
     app = create_app(config, load_families())
     names = ", ".join(m.name for m in config.models)
     logging.getLogger(__name__).info("serving %s on http://%s:%d", names, config.server.host, config.server.port)
-    web.run_app(app, host=config.server.host, port=config.server.port, print=None, access_log_format=ACCESS_LOG)
+    web.run_app(
+        app,
+        host=config.server.host,
+        port=config.server.port,
+        print=None,
+        access_log_format=ACCESS_LOG,
+        handler_cancellation=True,  # a client that leaves cancels its request, and so its generation
+        shutdown_timeout=config.server.shutdown_grace_s,  # SIGTERM: in-flight requests may finish first
+    )
     return 0
 
 

@@ -30,6 +30,10 @@ class ServerConfig(_Strict):
     cache_dir: Path = Path("ov-model")
     default_model: str | None = None
     load_retry_s: float = Field(30.0, ge=0, description="Wait before retrying a model that failed to load.")
+    max_loaded_models: int | None = Field(None, ge=1, description="Loading one more first unloads the least recently used idle model.")
+    memory_budget_gb: float | None = Field(None, gt=0, description="Estimated memory of loaded models (weights plus KV cache) stays under this.")
+    worker_start_timeout_s: float = Field(900.0, gt=0)
+    shutdown_grace_s: float = Field(30.0, ge=0, description="On SIGTERM, how long in-flight requests may take to finish.")
 
 
 class MediaConfig(_Strict):
@@ -67,6 +71,27 @@ class GenerationDefaults(_Strict):
     seed: int | None = Field(None, ge=0)
 
 
+class SchedulerSettings(_Strict):
+    """openvino-genai `SchedulerConfig` of a model's continuous-batching worker."""
+
+    continuous_batching: bool | None = Field(None, description="None: as the family says; false: VLMPipeline, one request at a time.")
+    cache_size_gb: int = Field(0, ge=0, description="KV cache size in whole GB; 0 lets it grow as needed.")
+    max_num_seqs: int = Field(8, ge=1, description="Requests generating at once; more wait in the worker.")
+    max_num_batched_tokens: int = Field(1024, ge=1)
+    enable_prefix_caching: bool = False
+    dynamic_split_fuse: bool = True
+
+    def scheduler_config(self) -> dict[str, Any]:
+        """The fields of openvino-genai's SchedulerConfig to set."""
+        return {
+            "cache_size": self.cache_size_gb,
+            "max_num_seqs": self.max_num_seqs,
+            "max_num_batched_tokens": self.max_num_batched_tokens,
+            "enable_prefix_caching": self.enable_prefix_caching,
+            "dynamic_split_fuse": self.dynamic_split_fuse,
+        }
+
+
 class WeightFormat(str, Enum):
     INT4 = "int4"
     INT8 = "int8"
@@ -86,6 +111,10 @@ class ModelConfig(_Strict):
     capabilities: CapabilityOverrides = Field(default_factory=CapabilityOverrides)
     defaults: GenerationDefaults = Field(default_factory=GenerationDefaults)
     ov_config: dict[str, str | int | float | bool] = Field(default_factory=dict)
+    scheduler: SchedulerSettings = Field(default_factory=SchedulerSettings)
+    max_waiting: int = Field(32, ge=0, description="Requests beyond the running ones that may wait; more get a 429.")
+    request_timeout_s: float | None = Field(600.0, gt=0, description="Deadline for a whole request; None: none.")
+    keep_alive_s: float | None = Field(None, gt=0, description="Unload after this long idle; None: stay loaded.")
 
     @field_validator("device")
     @classmethod

@@ -86,6 +86,9 @@ class Family(ABC):
     history_images: str = ""
     #: Prompt markup a client's text may not contain (it would be read as media placeholders).
     reserved_tags: tuple[str, ...] = ()
+    #: Whether openvino-genai's ContinuousBatchingPipeline runs this family; if not, its workers use
+    #: VLMPipeline, one request at a time.
+    continuous_batching: bool = True
 
     def reserved_tag_in(self, text: str) -> str | None:
         """The first media placeholder found in a client's `text`, if any."""
@@ -97,12 +100,6 @@ class Family(ABC):
     @abstractmethod
     def build_prompt(self, messages: Sequence[Message]) -> str:
         """The model's full prompt for `messages`, with the family's image tags, ready to tokenize."""
-
-    def create_pipeline(self, model_dir: Path, device: str, properties: dict[str, Any]) -> Any:
-        """A loaded openvino-genai pipeline for the OpenVINO model in `model_dir`."""
-        import openvino_genai
-
-        return openvino_genai.VLMPipeline(str(model_dir), device, **properties)
 
     def tiny_model_types(self) -> tuple[str, ...]:
         """The `model_type`s for which `build_tiny` can make a random-weight checkpoint offline."""

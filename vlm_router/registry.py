@@ -1,22 +1,28 @@
-"""Configured models: name to entry and family, and lazy loading with one load per model."""
+"""Configured models: name to entry and family, lazy loading into worker processes, and unloading."""
 
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import json
 import logging
 import time
+from collections.abc import Iterator
 from enum import Enum
 from pathlib import Path
 from typing import Any
 
-from .config import ModelConfig, RouterConfig
+from .config import ModelConfig, RouterConfig, ServerConfig
 from .convert import ConversionError, cache_folder, convert, is_openvino_folder
-from .engine import Engine
 from .family import Capabilities, Family
 from .plugins import FamilyRegistry
+from .worker.client import WorkerEngine, WorkerError
+from .worker.protocol import WorkerSpec
 
 log = logging.getLogger(__name__)
+
+#: Seconds a worker gets to finish its current step when its model is unloaded.
+UNLOAD_GRACE_S = 10.0
 
 
 class ModelState(str, Enum):
@@ -31,33 +37,46 @@ class UnknownModel(LookupError):
 
 
 class ModelUnavailable(Exception):
-    """The model cannot serve now; `retry_after` is when a new load may be tried, in seconds."""
+    """The model cannot serve now; `retry_after` says in how many seconds to try again."""
 
     def __init__(self, reason: str, retry_after: float) -> None:
         super().__init__(reason)
         self.retry_after = retry_after
 
 
+class Overloaded(ModelUnavailable):
+    """Too many requests wait for this model."""
+
+
 class LoadError(Exception):
     """Why a model could not be loaded, in words for its users."""
 
 
-class ModelHandle:
-    """One configured model and its lifecycle: not loaded, loading, ready, failed."""
+class _NoRoom(Exception):
+    """Every loaded model is busy, so none can be unloaded to make room."""
 
-    def __init__(self, config: ModelConfig, families: FamilyRegistry, cache_dir: Path, retry_s: float) -> None:
+
+class ModelHandle:
+    """One configured model and its lifecycle: not loaded, loading, ready (a worker runs it), failed."""
+
+    def __init__(self, config: ModelConfig, families: FamilyRegistry, server: ServerConfig, registry: ModelRegistry) -> None:
         self.config = config
         self._families = families
-        self._cache_dir = cache_dir
-        self._retry_s = retry_s
+        self._server = server
+        self._registry = registry
         self.state = ModelState.NOT_LOADED
         self.error: str | None = None
         self.load_count = 0
+        self.restarts = 0
         self.created = int(time.time())
+        self.last_used = 0.0
+        self.memory_gb = 0.0
+        self.in_flight = 0
         self.family: Family | None = self._family_if_known()
-        self._engine: Engine | None = None
-        self._load_task: asyncio.Task[Engine] | None = None
+        self._engine: WorkerEngine | None = None
+        self._load_task: asyncio.Task[WorkerEngine] | None = None
         self._failed_at = 0.0
+        self._idle_timer: asyncio.TimerHandle | None = None
         if config.family is not None and self.family is None:
             self._fail(self._missing_family())
 
@@ -70,6 +89,17 @@ class ModelHandle:
         if self.family is None:
             return None
         return self.family.capabilities.overridden(self.config.capabilities)
+
+    @property
+    def occupies_memory(self) -> bool:
+        return self._engine is not None or self.state is ModelState.LOADING
+
+    @property
+    def capacity(self) -> int:
+        """Requests the worker runs at once."""
+        if self._engine is not None and not self._engine.batching:
+            return 1
+        return self.config.scheduler.max_num_seqs
 
     def _family_if_known(self) -> Family | None:
         """The family, when the entry names an installed one or its folder already says which."""
@@ -97,12 +127,12 @@ class ModelHandle:
             )
         return family
 
-    async def engine(self) -> Engine:
-        """The ready engine, loading the model first if needed; concurrent callers share one load."""
+    async def engine(self) -> WorkerEngine:
+        """The running worker, started first if needed; concurrent callers share one load."""
         if self._engine is not None:
             return self._engine
         if self.state is ModelState.FAILED:
-            wait = self._failed_at + self._retry_s - time.monotonic()
+            wait = self._failed_at + self._server.load_retry_s - time.monotonic()
             if wait > 0:
                 raise ModelUnavailable(f"model '{self.name}' failed to load: {self.error}", retry_after=wait)
         if self._load_task is None:
@@ -110,30 +140,44 @@ class ModelHandle:
         try:
             return await asyncio.shield(self._load_task)
         except LoadError as exc:
-            raise ModelUnavailable(f"model '{self.name}' failed to load: {exc}", retry_after=self._retry_s) from None
+            raise ModelUnavailable(f"model '{self.name}' failed to load: {exc}", retry_after=self._server.load_retry_s) from None
+        except _NoRoom as exc:
+            raise ModelUnavailable(str(exc), retry_after=5) from None
 
-    async def _load(self) -> Engine:
+    async def _load(self) -> WorkerEngine:
         self.state, self.error = ModelState.LOADING, None
         self.load_count += 1
         started = time.monotonic()
-        log.info("loading model '%s'", self.name)
         try:
             if self.config.family is not None and self.family is None:
                 raise LoadError(self._missing_family())
             folder = await self._model_folder()
             family = self.family = self.family or self._detect(folder)
-            pipeline = await asyncio.get_running_loop().run_in_executor(
-                None, family.create_pipeline, folder, self.config.device, dict(self.config.ov_config)
-            )
+            self.memory_gb = _weights_gb(folder) + self.config.scheduler.cache_size_gb
+            await self._registry.make_room(self)
+            log.info("loading model '%s' from %s", self.name, folder)
+            engine = WorkerEngine(self._spec(family, folder), on_exit=self._worker_exited)
+            await engine.start(self._server.worker_start_timeout_s)
+        except _NoRoom:
+            self.state, self._load_task = ModelState.NOT_LOADED, None
+            raise
         except Exception as exc:  # a broken model must fail alone, whatever broke
-            message = str(exc) if isinstance(exc, LoadError) else f"{type(exc).__name__}: {exc}"
+            message = str(exc) if isinstance(exc, LoadError | WorkerError) else f"{type(exc).__name__}: {exc}"
             self._fail(message)
             self._load_task = None
             raise LoadError(message) from None
-        self._engine = Engine(pipeline, self.name)
-        self.state = ModelState.READY
-        log.info("model '%s' ready in %.1f s", self.name, time.monotonic() - started)
-        return self._engine
+        self._engine, self.state = engine, ModelState.READY
+        self.last_used = time.monotonic()
+        mode = "continuous batching" if engine.batching else "one request at a time"
+        log.info("model '%s' ready in %.1f s (worker %d, %s)", self.name, time.monotonic() - started, engine.pid, mode)
+        return engine
+
+    def _spec(self, family: Family, folder: Path) -> WorkerSpec:
+        batching = self.config.scheduler.continuous_batching
+        if batching is None:
+            batching = family.continuous_batching
+        scheduler = self.config.scheduler.scheduler_config() if batching else None
+        return WorkerSpec(self.name, str(folder), self.config.device, dict(self.config.ov_config), scheduler)
 
     def _missing_family(self) -> str:
         return f"family '{self.config.family}' is not installed; installed: {', '.join(self._families.names())}"
@@ -150,16 +194,60 @@ class ModelHandle:
         source = self.config.source or ""
         if is_openvino_folder(Path(source)):
             return Path(source)
-        out = cache_folder(self._cache_dir, source, self.config.weight_format)
+        out = cache_folder(self._server.cache_dir, source, self.config.weight_format)
         log.info("converting '%s' to %s in %s", source, self.config.weight_format.value, out)
         try:
             return await convert(source, out, self.config.weight_format, self.config.trust_remote_code)
         except (ConversionError, OSError) as exc:
             raise LoadError(str(exc)) from None
 
+    @contextlib.contextmanager
+    def admit(self) -> Iterator[None]:
+        """Count a request in flight; past the running ones plus `max_waiting`, refuse it with `Overloaded`."""
+        if self.in_flight >= self.capacity + self.config.max_waiting:
+            raise Overloaded(
+                f"model '{self.name}' is at capacity: {self.capacity} running and {self.config.max_waiting} waiting",
+                retry_after=1,
+            )
+        self.in_flight += 1
+        if self._idle_timer is not None:
+            self._idle_timer.cancel()
+        try:
+            yield
+        finally:
+            self.in_flight -= 1
+            self.last_used = time.monotonic()
+            if self.in_flight == 0 and self.config.keep_alive_s is not None:
+                loop = asyncio.get_running_loop()
+                self._idle_timer = loop.call_later(self.config.keep_alive_s, lambda: loop.create_task(self._expire()))
+
+    async def _expire(self) -> None:
+        idle = time.monotonic() - self.last_used
+        if self.in_flight == 0 and self._engine is not None and self.config.keep_alive_s is not None and idle >= self.config.keep_alive_s * 0.99:
+            log.info("model '%s' idle for %.0f s: unloading", self.name, idle)
+            await self.unload()
+
+    async def unload(self) -> None:
+        """Stop the worker; its memory returns to the system and the next request loads the model again."""
+        engine, self._engine, self._load_task = self._engine, None, None
+        if self._idle_timer is not None:
+            self._idle_timer.cancel()
+        if engine is not None:
+            self.state, self.error = ModelState.NOT_LOADED, None
+            await engine.stop(grace=UNLOAD_GRACE_S)
+
+    def _worker_exited(self, engine: WorkerEngine, reason: str) -> None:
+        if engine is not self._engine:
+            return  # unloaded on purpose, or an older worker
+        self._engine, self._load_task = None, None
+        self.state, self.error = ModelState.NOT_LOADED, reason
+        self.restarts += 1
+
     def describe(self) -> dict[str, Any]:
         """This model as an entry of `GET /v1/models`."""
         capabilities = self.capabilities
+        engine = self._engine
+        running = min(self.in_flight, self.capacity)
         return {
             "id": self.name,
             "object": "model",
@@ -171,21 +259,31 @@ class ModelHandle:
             "capabilities": capabilities.as_dict() if capabilities else None,
             "state": self.state.value,
             "error": self.error,
+            "engine": None if engine is None else ("continuous_batching" if engine.batching else "sequential"),
+            "pid": None if engine is None else engine.pid,
+            "running": running,
+            "waiting": self.in_flight - running,
+            "restarts": self.restarts,
+            "memory_gb": round(self.memory_gb, 3) if self.occupies_memory else 0,
+            "idle_s": round(time.monotonic() - self.last_used, 1) if engine is not None else None,
+            "keep_alive_s": self.config.keep_alive_s,
         }
 
-    def close(self) -> None:
-        if self._engine is not None:
-            self._engine.close()
+
+def _weights_gb(folder: Path) -> float:
+    """What the model's weights take in memory, about: the size of its .bin files."""
+    return sum(p.stat().st_size for p in folder.glob("*.bin")) / 1e9
 
 
 class ModelRegistry:
-    """Every configured model, found by name or alias."""
+    """Every configured model, found by name or alias; keeps loaded models within the server's limits."""
 
     def __init__(self, config: RouterConfig, families: FamilyRegistry) -> None:
-        server = config.server
-        self.handles = [ModelHandle(m, families, server.cache_dir, server.load_retry_s) for m in config.models]
+        self._server = config.server
+        self.handles = [ModelHandle(m, families, config.server, self) for m in config.models]
         self._by_name = {name: h for h in self.handles for name in h.config.names}
-        self.default = self._by_name[server.default_model] if server.default_model else None
+        self.default = self._by_name[self._server.default_model] if self._server.default_model else None
+        self._room = asyncio.Lock()
 
     def get(self, name: str | None) -> ModelHandle:
         """The model called `name`, or the default model when `name` is empty."""
@@ -198,11 +296,29 @@ class ModelRegistry:
         except KeyError:
             raise UnknownModel(f"model '{name}' does not exist; available: {', '.join(h.name for h in self.handles)}") from None
 
+    async def make_room(self, incoming: ModelHandle) -> None:
+        """Unload least recently used idle models until `incoming` fits `max_loaded_models` and the memory budget."""
+        budget, most = self._server.memory_budget_gb, self._server.max_loaded_models
+        if budget is not None and incoming.memory_gb > budget:
+            raise LoadError(f"needs about {incoming.memory_gb:.1f} GB, over the memory budget of {budget:g} GB")
+        async with self._room:
+            while True:
+                loaded = [h for h in self.handles if h is not incoming and h.occupies_memory]
+                over_count = most is not None and len(loaded) >= most
+                over_memory = budget is not None and sum(h.memory_gb for h in loaded) + incoming.memory_gb > budget
+                if not (over_count or over_memory):
+                    return
+                idle = [h for h in loaded if h.in_flight == 0 and h.state is ModelState.READY]
+                if not idle:
+                    raise _NoRoom(f"cannot load model '{incoming.name}' now: every loaded model is busy; retry shortly")
+                victim = min(idle, key=lambda h: h.last_used)
+                log.info("unloading model '%s' (least recently used) to make room for '%s'", victim.name, incoming.name)
+                await victim.unload()
+
     async def load_eager(self) -> None:
         """Load the models marked `load: eager`; a failure is recorded on its model, never raised."""
         eager = [h for h in self.handles if h.config.load == "eager"]
         await asyncio.gather(*(h.engine() for h in eager), return_exceptions=True)
 
-    def close(self) -> None:
-        for handle in self.handles:
-            handle.close()
+    async def close(self) -> None:
+        await asyncio.gather(*(h.unload() for h in self.handles))

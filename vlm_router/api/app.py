@@ -61,7 +61,7 @@ def create_app(config: RouterConfig, families: FamilyRegistry) -> web.Applicatio
         for task in app[_BACKGROUND]:
             task.cancel()
         await fetcher.close()
-        registry.close()
+        await registry.close()
 
     app.on_startup.append(start)
     app.on_cleanup.append(stop)

@@ -16,12 +16,13 @@ import numpy as np
 from aiohttp import web
 
 from ..config import GenerationDefaults, MediaConfig
-from ..engine import Completion, Engine, SamplingParams
+from ..generation import Completion, SamplingParams
 from ..family import Capabilities, CapabilityError
 from ..media import MediaError
 from ..media.fetch import MediaFetcher
 from ..media.loader import MediaRef, load_images
-from ..registry import ModelHandle, ModelRegistry, ModelUnavailable, UnknownModel
+from ..registry import ModelHandle, ModelRegistry, ModelUnavailable, Overloaded, UnknownModel
+from ..worker.client import GenerationError, WorkerEngine, WorkerError
 from .errors import APIError, bad_request
 from .messages import texts_with_params, to_conversation
 from .schema import ChatCompletionRequest, parse_request
@@ -82,7 +83,7 @@ def _check_shapes(handle: ModelHandle, caps: Capabilities, images: list[np.ndarr
             raise bad_request(str(exc), param=ref.param, code=f"capability_{exc.rule}") from None
 
 
-async def _prepare(service: ChatService, handle: ModelHandle, request: ChatCompletionRequest, refs: list[MediaRef]) -> tuple[Engine, list[np.ndarray]]:
+async def _prepare(service: ChatService, handle: ModelHandle, request: ChatCompletionRequest, refs: list[MediaRef]) -> tuple[WorkerEngine, list[np.ndarray]]:
     """Load the model and the media side by side; checks that need the family run once it is known."""
     if len(refs) > service.media.max_images_per_request:
         raise bad_request(
@@ -135,25 +136,45 @@ async def chat_completions(request: web.Request, service: ChatService) -> web.St
     engine, images = await _prepare(service, handle, chat, refs)
     assert handle.family is not None
     prompt = handle.family.build_prompt(messages)
-    params = sampling_params(chat, handle.config.defaults)
-    reply = _Reply(model=handle.name)
-    outputs = engine.stream(prompt, images, params)
+    outputs = engine.stream(prompt, images, sampling_params(chat, handle.config.defaults))
+    try:
+        with handle.admit():
+            return await _answer(request, chat, _Reply(model=handle.name), outputs, handle.config.request_timeout_s)
+    except Overloaded as exc:
+        raise APIError(429, str(exc), code="model_overloaded", headers={"Retry-After": str(round(exc.retry_after))}) from None
+
+
+async def _answer(
+    request: web.Request, chat: ChatCompletionRequest, reply: _Reply, outputs: AsyncGenerator[str | Completion, None], timeout: float | None
+) -> web.StreamResponse:
+    """One chat.completion, or the stream of chunks; generation ends by `timeout` seconds from now."""
     if chat.stream:
         include_usage = bool(chat.stream_options and chat.stream_options.include_usage)
-        return await _stream(request, reply, outputs, include_usage)
+        return await _stream(request, reply, outputs, include_usage, timeout)
     text: list[str] = []
     completion: Completion | None = None
     try:
-        async for item in outputs:
-            if isinstance(item, Completion):
-                completion = item
-            else:
-                text.append(item)
+        async with asyncio.timeout(timeout), contextlib.aclosing(outputs) as items:
+            async for item in items:
+                if isinstance(item, Completion):
+                    completion = item
+                else:
+                    text.append(item)
     except Exception as exc:
-        log.exception("generation failed for model '%s'", handle.name)
-        raise APIError(500, f"generation failed: {exc}", code="generation_failed") from None
+        raise _generation_error(exc, reply.model, timeout) from None
     assert completion is not None
     return web.json_response(reply.completion("".join(text), completion))
+
+
+def _generation_error(exc: Exception, model: str, timeout: float | None) -> APIError:
+    """What a client is told when generation did not finish."""
+    if isinstance(exc, TimeoutError):
+        return APIError(504, f"the request ran past its deadline of {timeout:g} s", code="deadline_exceeded")
+    if isinstance(exc, WorkerError):
+        return APIError(503, f"model '{model}' stopped: {exc}; retry", code="worker_failed", headers={"Retry-After": "1"})
+    if not isinstance(exc, GenerationError):
+        log.error("generation failed for model '%s'", model, exc_info=exc)
+    return APIError(500, f"generation failed: {exc}", code="generation_failed")
 
 
 @dataclass
@@ -204,13 +225,13 @@ def _event(body: dict[str, Any]) -> bytes:
 
 
 async def _stream(
-    request: web.Request, reply: _Reply, outputs: AsyncGenerator[str | Completion, None], include_usage: bool
+    request: web.Request, reply: _Reply, outputs: AsyncGenerator[str | Completion, None], include_usage: bool, timeout: float | None
 ) -> web.StreamResponse:
     """Server-sent events: role first, text deltas, the finish reason, usage if asked, then [DONE]."""
     response = web.StreamResponse(headers={"Content-Type": "text/event-stream", "Cache-Control": "no-cache"})
     await response.prepare(request)
     try:
-        async with contextlib.aclosing(outputs) as items:
+        async with asyncio.timeout(timeout), contextlib.aclosing(outputs) as items:
             await response.write(_event(reply.chunk({"role": "assistant", "content": ""})))
             async for item in items:
                 if isinstance(item, Completion):
@@ -224,8 +245,7 @@ async def _stream(
         log.info("client left during a stream of '%s'; generation stopped", reply.model)
         return response
     except Exception as exc:
-        log.exception("generation failed during a stream of '%s'", reply.model)
-        error = APIError(500, f"generation failed: {exc}", code="generation_failed")
+        error = _generation_error(exc, reply.model, timeout)
         with contextlib.suppress(ConnectionResetError):
             await response.write(_event(error.body()))
             await response.write(b"data: [DONE]\n\n")

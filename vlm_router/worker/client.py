@@ -1,0 +1,165 @@
+"""The router's side of a worker process: start it, stream requests through it, notice when it dies."""
+
+from __future__ import annotations
+
+import asyncio
+import itertools
+import logging
+import multiprocessing
+from collections.abc import AsyncGenerator, Callable
+from concurrent.futures import ThreadPoolExecutor
+from multiprocessing.connection import Connection
+from typing import Any
+
+import numpy as np
+
+from ..generation import Completion, SamplingParams
+from . import process
+from .protocol import Cancel, Failed, Finished, Generate, LoadFailed, Ready, Text, WorkerSpec
+
+log = logging.getLogger(__name__)
+_SPAWN = multiprocessing.get_context("spawn")  # never fork a process that runs threads and OpenVINO
+
+
+class WorkerError(Exception):
+    """The worker could not start, or died with requests in flight."""
+
+
+class GenerationError(Exception):
+    """The pipeline refused or broke on one request."""
+
+
+class WorkerEngine:
+    """One model's worker process, shared by every request for that model."""
+
+    def __init__(self, spec: WorkerSpec, on_exit: Callable[[WorkerEngine, str], None]) -> None:
+        self.spec = spec
+        self.pid: int | None = None
+        self.batching = False
+        self._on_exit = on_exit
+        self._ids = itertools.count(1)
+        self._streams: dict[int, asyncio.Queue[Any]] = {}
+        self._sender = ThreadPoolExecutor(max_workers=1, thread_name_prefix=f"send-{spec.model}")
+        self._conn: Connection | None = None
+        self._process: Any = None
+        self._ready: asyncio.Future[Ready] | None = None
+        self._stopping = False
+        self._dead = False
+
+    @property
+    def in_flight(self) -> int:
+        return len(self._streams)
+
+    async def start(self, timeout: float) -> None:
+        """Spawn the worker and wait until its model is loaded; `WorkerError` says why not."""
+        loop = asyncio.get_running_loop()
+        self._conn, child = _SPAWN.Pipe()
+        self._process = _SPAWN.Process(target=process.main, args=(child, self.spec), name=f"vlm-worker-{self.spec.model}", daemon=True)
+        await loop.run_in_executor(None, self._process.start)
+        child.close()  # only the worker holds its end, so its death reads as end-of-file here
+        self._ready = loop.create_future()
+        loop.add_reader(self._conn.fileno(), self._readable)
+        try:
+            ready = await asyncio.wait_for(asyncio.shield(self._ready), timeout)
+        except (WorkerError, TimeoutError) as exc:
+            await self.stop(grace=0)
+            raise WorkerError(str(exc) or f"the worker did not load the model within {timeout:g} s") from None
+        self.pid, self.batching = ready.pid, ready.batching
+
+    def _readable(self) -> None:
+        assert self._conn is not None
+        try:
+            while self._conn.poll():
+                self._dispatch(self._conn.recv())
+        except (EOFError, OSError):
+            self._died()
+
+    def _dispatch(self, message: Any) -> None:
+        if isinstance(message, Ready | LoadFailed):
+            if self._ready is not None and not self._ready.done():
+                if isinstance(message, Ready):
+                    self._ready.set_result(message)
+                else:
+                    self._ready.set_exception(WorkerError(message.message))
+            return
+        queue = self._streams.get(message.id)
+        if queue is not None:  # else the request was cancelled and its last words can go
+            queue.put_nowait(message)
+
+    def _close_pipe(self) -> None:
+        if self._conn is not None and not self._conn.closed:
+            asyncio.get_running_loop().remove_reader(self._conn.fileno())
+            self._conn.close()
+
+    def _died(self) -> None:
+        self._dead = True
+        self._close_pipe()
+        self._process.join(timeout=1)  # it has closed its end: it is exiting or gone
+        code = self._process.exitcode
+        reason = "the worker stopped" if self._stopping else f"the worker process exited unexpectedly (exit code {code})"
+        if self._ready is not None and not self._ready.done():
+            self._ready.set_exception(WorkerError(reason))
+        for queue in self._streams.values():
+            queue.put_nowait(WorkerError(reason))
+        if not self._stopping:
+            log.error("model '%s': %s", self.spec.model, reason)
+        self._on_exit(self, reason)
+
+    async def stream(self, prompt: str, images: list[np.ndarray], params: SamplingParams) -> AsyncGenerator[str | Completion, None]:
+        """Yield text as the worker produces it, then one `Completion`. Leaving early cancels the request."""
+        if self._dead or self._stopping:
+            raise WorkerError("the worker is not running")
+        request_id = next(self._ids)
+        queue: asyncio.Queue[Any] = asyncio.Queue()
+        self._streams[request_id] = queue
+        finished = False
+        try:
+            await self._send(Generate(request_id, prompt, images, params))
+            while True:
+                message = await queue.get()
+                if isinstance(message, Text):
+                    yield message.text
+                elif isinstance(message, Finished):
+                    finished = True
+                    yield message.completion
+                    return
+                elif isinstance(message, Failed):
+                    finished = True
+                    raise GenerationError(message.message)
+                else:
+                    finished = True
+                    raise message
+        finally:
+            del self._streams[request_id]
+            if not finished and not self._stopping:
+                self._post(Cancel(request_id))
+
+    async def _send(self, message: Any) -> None:
+        """Send on a thread of its own: a big image must not block the loop while the worker is mid-step."""
+        await asyncio.get_running_loop().run_in_executor(self._sender, self._write, message)
+
+    def _post(self, message: Any) -> None:
+        self._sender.submit(self._write, message)
+
+    def _write(self, message: Any) -> None:
+        if self._conn is None:
+            return
+        try:
+            self._conn.send(message)
+        except (OSError, ValueError):
+            pass  # the worker is gone; the reader reports it
+
+    async def stop(self, grace: float) -> None:
+        """Ask the worker to exit, kill it after `grace` seconds; its memory returns to the system."""
+        if self._process is None or self._stopping:
+            return
+        self._stopping = True
+        self._post(None)
+        loop = asyncio.get_running_loop()
+        await loop.run_in_executor(None, self._process.join, grace)
+        if self._process.is_alive():
+            self._process.kill()
+            await loop.run_in_executor(None, self._process.join, 5)
+        self._sender.shutdown(wait=False)
+        if not self._dead:
+            self._died()
