@@ -55,14 +55,14 @@ class Qwen2VLFamily(Family):
         out.append("<|im_start|>assistant\n")
         return "".join(out)
 
-    def tiny_model_types(self) -> tuple[str, ...]:
-        return self.model_types
+    def tiny_model_types(self) -> dict[str, tuple[str, ...]]:
+        return {"qwen2_vl": ("tiny", "2b"), "qwen2_5_vl": ("tiny",)}
 
-    def build_tiny(self, model_type: str, out_dir: Path) -> None:
+    def build_tiny(self, model_type: str, out_dir: Path, preset: str = "tiny") -> None:
         import transformers
         from transformers.models.qwen2_vl.video_processing_qwen2_vl import Qwen2VLVideoProcessor
 
-        from vlm_router.tiny import TINY_VOCAB, seeded, train_tokenizer
+        from vlm_router.tiny import seeded, train_tokenizer
 
         tokenizer = transformers.Qwen2TokenizerFast(
             tokenizer_object=train_tokenizer(SPECIAL_TOKENS),
@@ -72,24 +72,13 @@ class Qwen2VLFamily(Family):
             bos_token=None,
         )
         ids = {token: tokenizer.convert_tokens_to_ids(token) for token in SPECIAL_TOKENS}
-        # head_dim 16: the three mrope sections must add up to 8.
-        text = {
-            "vocab_size": TINY_VOCAB, "hidden_size": 64, "intermediate_size": 128, "num_hidden_layers": 2,
-            "num_attention_heads": 4, "num_key_value_heads": 2, "max_position_embeddings": 4096,
-            "rope_scaling": {"type": "mrope", "mrope_section": [2, 3, 3]}, "tie_word_embeddings": False,
-        }  # fmt: skip
-        vision: dict[str, object] = {"depth": 2, "num_heads": 2, "patch_size": 14, "spatial_merge_size": 2, "temporal_patch_size": 2}
-        if model_type == "qwen2_vl":
-            prefix = "Qwen2VL"
-            vision |= {"embed_dim": 32, "hidden_size": 64, "mlp_ratio": 2}
-        else:
-            prefix = "Qwen2_5_VL"
-            vision |= {"hidden_size": 32, "intermediate_size": 64, "out_hidden_size": 64, "fullatt_block_indexes": [1], "window_size": 56}
+        prefix = "Qwen2VL" if model_type == "qwen2_vl" else "Qwen2_5_VL"
+        text, vision = _shapes()[model_type, preset]
         config = getattr(transformers, f"{prefix}Config")(
             text_config=text,
             vision_config=vision,
-            vocab_size=TINY_VOCAB,
-            hidden_size=64,
+            vocab_size=text["vocab_size"],
+            hidden_size=text["hidden_size"],
             image_token_id=ids["<|image_pad|>"],
             video_token_id=ids["<|video_pad|>"],
             vision_start_token_id=ids["<|vision_start|>"],
@@ -109,6 +98,34 @@ class Qwen2VLFamily(Family):
             chat_template=CHAT_TEMPLATE,
         )
         processor.save_pretrained(out_dir)
+
+
+def _shapes() -> dict[tuple[str, str], tuple[dict[str, object], dict[str, object]]]:
+    """(text, vision) configs by (model_type, preset); `2b` is Qwen2-VL-2B-Instruct's shape."""
+    from vlm_router.tiny import TINY_VOCAB
+
+    tiny_text = {
+        "vocab_size": TINY_VOCAB, "hidden_size": 64, "intermediate_size": 128, "num_hidden_layers": 2,
+        "num_attention_heads": 4, "num_key_value_heads": 2, "max_position_embeddings": 4096,
+        "rope_scaling": {"type": "mrope", "mrope_section": [2, 3, 3]}, "tie_word_embeddings": False,
+    }  # fmt: skip  (head_dim 16: the mrope sections add up to 8)
+    tiny_vision = {"depth": 2, "num_heads": 2, "patch_size": 14, "spatial_merge_size": 2, "temporal_patch_size": 2}
+    return {
+        ("qwen2_vl", "tiny"): (tiny_text, {**tiny_vision, "embed_dim": 32, "hidden_size": 64, "mlp_ratio": 2}),
+        ("qwen2_5_vl", "tiny"): (
+            tiny_text,
+            {**tiny_vision, "hidden_size": 32, "intermediate_size": 64, "out_hidden_size": 64, "fullatt_block_indexes": [1], "window_size": 56},
+        ),
+        ("qwen2_vl", "2b"): (
+            {
+                "vocab_size": 151936, "hidden_size": 1536, "intermediate_size": 8960, "num_hidden_layers": 28,
+                "num_attention_heads": 12, "num_key_value_heads": 2, "max_position_embeddings": 32768,
+                "rope_scaling": {"type": "mrope", "mrope_section": [16, 24, 24]}, "tie_word_embeddings": True,
+            },  # fmt: skip
+            {"depth": 32, "embed_dim": 1280, "hidden_size": 1536, "num_heads": 16, "mlp_ratio": 4, "patch_size": 14,
+             "spatial_merge_size": 2, "temporal_patch_size": 2},  # fmt: skip
+        ),
+    }
 
 
 @hookimpl

@@ -138,3 +138,18 @@ def test_models_endpoints(client, server):
     one = httpx.get(server.url + "/v1/models/tiny-qwen2.5-vl").json()
     assert one["id"] == "tiny-qwen2.5-vl"
     assert httpx.get(server.url + "/health").json() == {"status": "ok"}
+
+
+def test_ignore_eos_generates_max_tokens(client):
+    """Find a sampled answer that ends on its own, then ask again with `ignore_eos`."""
+    kw = {"temperature": 1.0, "max_tokens": 200}
+    for seed in range(100):
+        messages = [user(f"word {seed} " * (seed % 7 + 1))]
+        natural = ask(client, messages, seed=seed, **kw)
+        if natural.choices[0].finish_reason == "stop":
+            break
+    else:
+        pytest.fail("no sampled answer stopped by itself")
+    assert natural.usage.completion_tokens < 200
+    forced = ask(client, messages, seed=seed, extra_body={"ignore_eos": True}, **kw)
+    assert forced.choices[0].finish_reason == "length" and forced.usage.completion_tokens == 200

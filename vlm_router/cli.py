@@ -60,22 +60,33 @@ def plugins(_: argparse.Namespace) -> int:
         print(f"  {family.description}")
         print(f"  model types: {', '.join(family.model_types)}")
         print(f"  images: {'yes, ' + max_images if caps.images else 'no'}; video: {caps.video.value}")
+        engine = "continuous batching" if family.continuous_batching else "VLMPipeline, one request at a time"
+        print(f"  engine: {engine}")
         if family.history_images:
             print(f"  images in earlier turns: {family.history_images}")
-        if family.tiny_model_types():
-            print(f"  make-tiny: {', '.join(family.tiny_model_types())}")
+        for model_type, presets in family.tiny_model_types().items():
+            print(f"  make-tiny --family {model_type}: presets {', '.join(presets)}")
     return 0
 
 
 def make_tiny(args: argparse.Namespace) -> int:
+    from .config import WeightFormat
     from .tiny import TinyModelError, make_tiny as build
 
     try:
-        out = build(load_families(), args.family, Path(args.out), hf_only=args.hf, force=args.force)
+        out = build(
+            load_families(),
+            args.family,
+            Path(args.out),
+            preset=args.preset,
+            weight_format=WeightFormat(args.weight_format),
+            hf_only=args.hf,
+            force=args.force,
+        )
     except TinyModelError as exc:
         print(f"vlm-router: {exc}", file=sys.stderr)
         return 2
-    print(f"tiny {args.family} model in {out}")
+    print(f"{args.preset} {args.family} model in {out}")
     return 0
 
 
@@ -96,6 +107,8 @@ def parser() -> argparse.ArgumentParser:
     tiny = commands.add_parser("make-tiny", help="build a tiny random-weight model offline (needs the convert extra)")
     tiny.add_argument("--family", required=True, help="model type to build, e.g. qwen2_vl or qwen2_5_vl")
     tiny.add_argument("--out", required=True, help="output folder")
+    tiny.add_argument("--preset", default="tiny", help="tiny (a few MB, for tests) or a real model's shape, e.g. 2b (see `plugins`)")
+    tiny.add_argument("--weight-format", default="fp16", choices=["fp16", "int8", "int4"], help="weights of the exported model")
     tiny.add_argument("--hf", action="store_true", help="write the Hugging Face checkpoint instead of an OpenVINO folder")
     tiny.add_argument("--force", action="store_true", help="rebuild even if the folder already holds a model")
     tiny.set_defaults(func=make_tiny)

@@ -101,10 +101,13 @@ class Family(ABC):
     def build_prompt(self, messages: Sequence[Message]) -> str:
         """The model's full prompt for `messages`, with the family's image tags, ready to tokenize."""
 
-    def tiny_model_types(self) -> tuple[str, ...]:
-        """The `model_type`s for which `build_tiny` can make a random-weight checkpoint offline."""
-        return ()
+    def tiny_model_types(self) -> dict[str, tuple[str, ...]]:
+        """For each `model_type` `build_tiny` can make offline, its presets (`tiny` first)."""
+        return {}
 
-    def build_tiny(self, model_type: str, out_dir: Path) -> None:
-        """Write a tiny random-weight Hugging Face checkpoint of `model_type` into `out_dir`."""
+    def build_tiny(self, model_type: str, out_dir: Path, preset: str = "tiny") -> None:
+        """Write a random-weight Hugging Face checkpoint of `model_type` into `out_dir`.
+
+        `tiny` is a model of a few MB for tests; other presets give a real model's shapes, for benchmarks.
+        """
         raise NotImplementedError(f"family '{self.name}' cannot build tiny models")

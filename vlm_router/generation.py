@@ -17,6 +17,7 @@ class SamplingParams:
     temperature: float | None = None
     top_p: float | None = None
     seed: int | None = None
+    ignore_eos: bool = False
 
 
 @dataclass(frozen=True)
@@ -32,6 +33,7 @@ def configure(config: Any, params: SamplingParams) -> Any:
     """`config` (a copy of the model's default GenerationConfig) with the request's parameters applied."""
     config.apply_chat_template = False  # families build the whole prompt
     config.max_new_tokens = params.max_tokens
+    config.ignore_eos = params.ignore_eos
     greedy = params.temperature == 0 or params.top_p == 0
     if greedy:
         config.do_sample = False

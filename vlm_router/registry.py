@@ -3,11 +3,9 @@
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import json
 import logging
 import time
-from collections.abc import Iterator
 from enum import Enum
 from pathlib import Path
 from typing import Any
@@ -77,6 +75,7 @@ class ModelHandle:
         self._load_task: asyncio.Task[WorkerEngine] | None = None
         self._failed_at = 0.0
         self._idle_timer: asyncio.TimerHandle | None = None
+        self._unloading: asyncio.Task[None] | None = None
         if config.family is not None and self.family is None:
             self._fail(self._missing_family())
 
@@ -97,9 +96,8 @@ class ModelHandle:
     @property
     def capacity(self) -> int:
         """Requests the worker runs at once."""
-        if self._engine is not None and not self._engine.batching:
-            return 1
-        return self.config.scheduler.max_num_seqs
+        sequential = self._engine is not None and not self._engine.batching
+        return 1 if sequential or self.config.scheduler.continuous_batching is False else self.config.scheduler.max_num_seqs
 
     def _family_if_known(self) -> Family | None:
         """The family, when the entry names an installed one or its folder already says which."""
@@ -201,9 +199,12 @@ class ModelHandle:
         except (ConversionError, OSError) as exc:
             raise LoadError(str(exc)) from None
 
-    @contextlib.contextmanager
-    def admit(self) -> Iterator[None]:
-        """Count a request in flight; past the running ones plus `max_waiting`, refuse it with `Overloaded`."""
+    def admit(self) -> None:
+        """Count a request in flight until `release()`; past the running ones plus `max_waiting`, raise `Overloaded`.
+
+        A model with requests in flight is never unloaded, so a request is admitted before it waits
+        for the load or its media.
+        """
         if self.in_flight >= self.capacity + self.config.max_waiting:
             raise Overloaded(
                 f"model '{self.name}' is at capacity: {self.capacity} running and {self.config.max_waiting} waiting",
@@ -212,20 +213,20 @@ class ModelHandle:
         self.in_flight += 1
         if self._idle_timer is not None:
             self._idle_timer.cancel()
-        try:
-            yield
-        finally:
-            self.in_flight -= 1
-            self.last_used = time.monotonic()
-            if self.in_flight == 0 and self.config.keep_alive_s is not None:
-                loop = asyncio.get_running_loop()
-                self._idle_timer = loop.call_later(self.config.keep_alive_s, lambda: loop.create_task(self._expire()))
 
-    async def _expire(self) -> None:
-        idle = time.monotonic() - self.last_used
-        if self.in_flight == 0 and self._engine is not None and self.config.keep_alive_s is not None and idle >= self.config.keep_alive_s * 0.99:
-            log.info("model '%s' idle for %.0f s: unloading", self.name, idle)
-            await self.unload()
+    def release(self) -> None:
+        """A request admitted by `admit()` is over; an idle model starts its keep-alive countdown."""
+        self.in_flight -= 1
+        self.last_used = time.monotonic()
+        if self.in_flight == 0 and self.config.keep_alive_s is not None:
+            loop = asyncio.get_running_loop()
+            self._idle_timer = loop.call_later(self.config.keep_alive_s, self._expire)
+
+    def _expire(self) -> None:
+        """The keep-alive timer ran out with no request in between: unload in the background."""
+        if self.in_flight == 0 and self._engine is not None:
+            log.info("model '%s' idle for %.0f s: unloading", self.name, time.monotonic() - self.last_used)
+            self._unloading = asyncio.get_running_loop().create_task(self.unload())
 
     async def unload(self) -> None:
         """Stop the worker; its memory returns to the system and the next request loads the model again."""

@@ -68,21 +68,32 @@ def seeded() -> Iterator[None]:
         yield
 
 
-def make_tiny(families: FamilyRegistry, model_type: str, out_dir: Path, *, hf_only: bool = False, force: bool = False) -> Path:
-    """Build a tiny `model_type` model into `out_dir`: an OpenVINO folder, or with `hf_only` the checkpoint."""
+def make_tiny(
+    families: FamilyRegistry,
+    model_type: str,
+    out_dir: Path,
+    *,
+    preset: str = "tiny",
+    weight_format: WeightFormat = WeightFormat.FP16,
+    hf_only: bool = False,
+    force: bool = False,
+) -> Path:
+    """Build a random-weight `model_type` model into `out_dir`: an OpenVINO folder, or with `hf_only` the checkpoint."""
     family = families.for_model_type(model_type)
-    buildable = sorted(t for f in families.families.values() for t in f.tiny_model_types())
-    if family is None or model_type not in family.tiny_model_types():
-        raise TinyModelError(f"cannot build a tiny '{model_type}' model; buildable: {', '.join(buildable)}")
+    buildable = {t: p for f in families.families.values() for t, p in f.tiny_model_types().items()}
+    if family is None or model_type not in buildable:
+        raise TinyModelError(f"cannot build a tiny '{model_type}' model; buildable: {', '.join(sorted(buildable))}")
+    if preset not in buildable[model_type]:
+        raise TinyModelError(f"'{model_type}' has no preset '{preset}'; presets: {', '.join(buildable[model_type])}")
     done = (out_dir / "config.json").is_file() if hf_only else is_openvino_folder(out_dir)
     if done and not force:
         return out_dir
     if hf_only:
         shutil.rmtree(out_dir, ignore_errors=True)
         out_dir.mkdir(parents=True)
-        family.build_tiny(model_type, out_dir)
+        family.build_tiny(model_type, out_dir, preset)
         return out_dir
     with tempfile.TemporaryDirectory(prefix="vlm-tiny-") as tmp:
-        family.build_tiny(model_type, Path(tmp))
+        family.build_tiny(model_type, Path(tmp), preset)
         shutil.rmtree(out_dir, ignore_errors=True)
-        return convert_sync(tmp, out_dir, WeightFormat.FP16, trust_remote_code=False)
+        return convert_sync(tmp, out_dir, weight_format, trust_remote_code=False)

@@ -118,6 +118,7 @@ def sampling_params(request: ChatCompletionRequest, defaults: GenerationDefaults
         temperature=request.temperature if request.temperature is not None else defaults.temperature,
         top_p=request.top_p if request.top_p is not None else defaults.top_p,
         seed=request.seed if request.seed is not None else defaults.seed,
+        ignore_eos=request.ignore_eos,
     )
 
 
@@ -133,15 +134,18 @@ async def chat_completions(request: web.Request, service: ChatService) -> web.St
     chat = parse_request(await read_json(request))
     handle = _find_model(service.registry, chat.model)
     messages, refs = to_conversation(chat)
-    engine, images = await _prepare(service, handle, chat, refs)
-    assert handle.family is not None
-    prompt = handle.family.build_prompt(messages)
-    outputs = engine.stream(prompt, images, sampling_params(chat, handle.config.defaults))
     try:
-        with handle.admit():
-            return await _answer(request, chat, _Reply(model=handle.name), outputs, handle.config.request_timeout_s)
+        handle.admit()  # from here on the model counts this request, and is not unloaded
     except Overloaded as exc:
         raise APIError(429, str(exc), code="model_overloaded", headers={"Retry-After": str(round(exc.retry_after))}) from None
+    try:
+        engine, images = await _prepare(service, handle, chat, refs)
+        assert handle.family is not None
+        prompt = handle.family.build_prompt(messages)
+        outputs = engine.stream(prompt, images, sampling_params(chat, handle.config.defaults))
+        return await _answer(request, chat, _Reply(model=handle.name), outputs, handle.config.request_timeout_s)
+    finally:
+        handle.release()
 
 
 async def _answer(

@@ -68,6 +68,7 @@ class ChatCompletionRequest(_Request):
     top_p: float | None = Field(None, ge=0, le=1)
     seed: int | None = Field(None, ge=-(2**63), lt=2**63)
     n: int | None = Field(None, ge=1, le=1, description="Only one choice is produced for now.")
+    ignore_eos: bool = Field(False, description="Extension (as in vLLM): generate max_tokens tokens whatever comes.")
 
     @model_validator(mode="after")
     def _refuse_unsupported(self) -> ChatCompletionRequest:
