@@ -711,7 +711,8 @@ def main(argv: list[str] | None = None) -> int:
     if short:
         print(f"\nWARNING: some requests produced fewer than {args.max_tokens} tokens (is ignore_eos honoured?)", file=sys.stderr)
     if failed:
-        print(f"\nWARNING: {failed} requests failed; see the JSON output for the errors", file=sys.stderr)
+        errors = sorted({r.error for w in results for r in w.requests if r.error})
+        print(f"\nWARNING: {failed} requests failed, for instance: {errors[:3]}", file=sys.stderr)
     if any(s["health_failures"] for s in summaries):
         print("\nWARNING: some /health probes failed (see health_failures in the JSON output)", file=sys.stderr)
 
