@@ -64,8 +64,9 @@ class Qwen2VLFamily(Family):
 
         from vlm_router.tiny import seeded, train_tokenizer
 
+        text, vision = _shapes()[model_type, preset]
         tokenizer = transformers.Qwen2TokenizerFast(
-            tokenizer_object=train_tokenizer(SPECIAL_TOKENS),
+            tokenizer_object=train_tokenizer(SPECIAL_TOKENS, text["vocab_size"]),
             eos_token="<|im_end|>",
             pad_token="<|endoftext|>",
             unk_token=None,
@@ -73,7 +74,6 @@ class Qwen2VLFamily(Family):
         )
         ids = {token: tokenizer.convert_tokens_to_ids(token) for token in SPECIAL_TOKENS}
         prefix = "Qwen2VL" if model_type == "qwen2_vl" else "Qwen2_5_VL"
-        text, vision = _shapes()[model_type, preset]
         config = getattr(transformers, f"{prefix}Config")(
             text_config=text,
             vision_config=vision,

@@ -46,6 +46,8 @@ def test_plugins_lists_families_with_capabilities():
     assert "qwen2_vl" in result.stdout
     assert "model types: qwen2_vl, qwen2_5_vl" in result.stdout
     assert "video: native" in result.stdout
+    assert "engine: continuous batching" in result.stdout
+    assert "make-tiny --family qwen2_vl: presets tiny, 2b" in result.stdout
 
 
 def test_wrong_config_stops_start_up_naming_entry_and_field(tmp_path):
@@ -60,6 +62,9 @@ def test_make_tiny_refuses_unknown_family(tmp_path):
     result = run("make-tiny", "--family", "nope", "--out", str(tmp_path / "x"))
     assert result.returncode == 2
     assert "buildable: qwen2_5_vl, qwen2_vl" in result.stderr
+    result = run("make-tiny", "--family", "qwen2_5_vl", "--preset", "2b", "--out", str(tmp_path / "x"))
+    assert result.returncode == 2
+    assert "'qwen2_5_vl' has no preset '2b'; presets: tiny" in result.stderr
 
 
 def test_serve_answers_the_openai_client_with_images(tmp_path, tiny_models):

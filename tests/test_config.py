@@ -94,3 +94,26 @@ def test_no_file_uses_environment_alone():
 
 def test_parse_config_accepts_empty_document():
     assert parse_config(None).models == []
+
+
+def test_worker_settings_and_their_limits(tmp_path):
+    text = (
+        "server: {max_loaded_models: 2, memory_budget_gb: 12.5, shutdown_grace_s: 5}\n"
+        "models:\n  - name: a\n    path: m\n    max_waiting: 4\n    keep_alive_s: 60\n    request_timeout_s: null\n"
+        "    scheduler: {max_num_seqs: 2, cache_size_gb: 3, enable_prefix_caching: true}\n"
+    )
+    config = load_config(write(tmp_path, text), env={})
+    model = config.models[0]
+    assert (config.server.max_loaded_models, config.server.memory_budget_gb) == (2, 12.5)
+    assert (model.max_waiting, model.keep_alive_s, model.request_timeout_s) == (4, 60, None)
+    assert model.scheduler.scheduler_config() == {
+        "cache_size": 3,
+        "max_num_seqs": 2,
+        "max_num_batched_tokens": 1024,
+        "enable_prefix_caching": True,
+        "dynamic_split_fuse": True,
+    }
+    with pytest.raises(ConfigError, match=r"models\[0\] \('a'\).scheduler.max_num_seqs"):
+        load_config(write(tmp_path, "models:\n  - {name: a, path: m, scheduler: {max_num_seqs: 0}}\n"), env={})
+    with pytest.raises(ConfigError, match="server.max_loaded_models"):
+        load_config(write(tmp_path, "server: {max_loaded_models: 0}\n"), env={})

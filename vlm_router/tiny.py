@@ -41,21 +41,48 @@ def _corpus() -> list[str]:
     return [zen] * 4 + [inspect.getsource(json), inspect.getsource(shutil)]
 
 
-def train_tokenizer(special_tokens: Sequence[str], vocab_size: int = 800) -> Tokenizer:
-    """A byte-level BPE tokenizer trained offline, with `special_tokens` at ids 0, 1, ..."""
+#: Tokens a BPE learns from the local corpus; a larger vocabulary is filled up with merges of them.
+_TRAINED_VOCAB = 800
+
+
+def train_tokenizer(special_tokens: Sequence[str], vocab_size: int) -> Tokenizer:
+    """A byte-level BPE tokenizer trained offline, `special_tokens` at ids 0, 1, ...
+
+    Every id below `vocab_size` decodes to text, as in a real model's tokenizer, so whatever a
+    random-weight model generates comes out as text.
+    """
     from tokenizers import Tokenizer, decoders, models, pre_tokenizers, trainers
 
     tokenizer = Tokenizer(models.BPE())
     tokenizer.pre_tokenizer = pre_tokenizers.ByteLevel(add_prefix_space=False)
     tokenizer.decoder = decoders.ByteLevel()
     trainer = trainers.BpeTrainer(
-        vocab_size=vocab_size,
+        vocab_size=min(vocab_size, _TRAINED_VOCAB),
         special_tokens=list(special_tokens),
         initial_alphabet=pre_tokenizers.ByteLevel.alphabet(),
         show_progress=False,
     )
     tokenizer.train_from_iterator(_corpus(), trainer)
-    return tokenizer
+    return Tokenizer.from_str(json.dumps(_filled(json.loads(tokenizer.to_str()), set(special_tokens), vocab_size)))
+
+
+def _filled(data: dict, special: set[str], vocab_size: int) -> dict:
+    """The serialized BPE `data` with merges of its own tokens added until it has `vocab_size` ids."""
+    vocab: dict[str, int] = data["model"]["vocab"]
+    merges: list = data["model"]["merges"]
+    pieces = [token for token, _ in sorted(vocab.items(), key=lambda item: item[1]) if token not in special and _plain(token)]
+    pairs = ((a, b) for a in pieces for b in pieces)
+    while len(vocab) < vocab_size:
+        a, b = next(pairs)
+        if a + b not in vocab:
+            vocab[a + b] = len(vocab)
+            merges.append([a, b])
+    return data
+
+
+def _plain(token: str) -> bool:
+    """A byte-level token of printable ASCII and spaces (`Ġ`), which decodes to clean text."""
+    return all((c.isascii() and c.isprintable()) or c == "Ġ" for c in token)
 
 
 @contextlib.contextmanager

@@ -92,18 +92,23 @@ class WorkerEngine:
             self._conn.close()
 
     def _died(self) -> None:
+        """The pipe reached end-of-file: fail what was in flight at once, then reap the process."""
         self._dead = True
         self._close_pipe()
-        self._process.join(timeout=1)  # it has closed its end: it is exiting or gone
-        code = self._process.exitcode
-        reason = "the worker stopped" if self._stopping else f"the worker process exited unexpectedly (exit code {code})"
+        reason = "the worker stopped" if self._stopping else "the worker process exited unexpectedly"
+        if not self._stopping:
+            asyncio.get_running_loop().run_in_executor(None, self._reap)
         if self._ready is not None and not self._ready.done():
             self._ready.set_exception(WorkerError(reason))
         for queue in self._streams.values():
             queue.put_nowait(WorkerError(reason))
-        if not self._stopping:
-            log.error("model '%s': %s", self.spec.model, reason)
         self._on_exit(self, reason)
+
+    def _reap(self) -> None:
+        self._process.join()
+        code = self._process.exitcode
+        how = f"killed by signal {-code}" if code < 0 else f"exit status {code}"
+        log.error("model '%s': the worker process (pid %s) exited unexpectedly, %s", self.spec.model, self._process.pid, how)
 
     async def stream(self, prompt: str, images: list[np.ndarray], params: SamplingParams) -> AsyncGenerator[str | Completion, None]:
         """Yield text as the worker produces it, then one `Completion`. Leaving early cancels the request."""
