@@ -5,12 +5,15 @@ from __future__ import annotations
 from collections.abc import Callable, Sequence
 from pathlib import Path
 
+import numpy as np
+
 from vlm_router import hookimpl
 from vlm_router.config import VideoSupport
-from vlm_router.conversation import Image, Message
+from vlm_router.conversation import Image, Message, Part, Video
 from vlm_router.family import Capabilities, Family
 
 IMAGE_TAG = "<|vision_start|><|image_pad|><|vision_end|>"
+VIDEO_TAG = "<|vision_start|><|video_pad|><|vision_end|>"
 DEFAULT_SYSTEM = "You are a helpful assistant."
 SPECIAL_TOKENS = (
     "<|endoftext|>", "<|im_start|>", "<|im_end|>", "<|vision_start|>", "<|vision_end|>",
@@ -36,6 +39,14 @@ CHAT_TEMPLATE = (
 )
 
 
+def _render(part: Part) -> str:
+    if isinstance(part, Image):
+        return IMAGE_TAG
+    if isinstance(part, Video):
+        return VIDEO_TAG
+    return part.text
+
+
 class Qwen2VLFamily(Family):
     name = "qwen2_vl"
     model_types = ("qwen2_vl", "qwen2_5_vl")
@@ -50,10 +61,14 @@ class Qwen2VLFamily(Family):
             out.append(f"<|im_start|>system\n{DEFAULT_SYSTEM}<|im_end|>\n")
         for message in messages:
             out.append(f"<|im_start|>{message.role}\n")
-            out.extend(IMAGE_TAG if isinstance(part, Image) else part.text for part in message.parts)
+            out.extend(_render(part) for part in message.parts)
             out.append("<|im_end|>\n")
         out.append("<|im_start|>assistant\n")
         return "".join(out)
+
+    def prepare_video(self, frames: np.ndarray) -> np.ndarray:
+        """Qwen encodes frames in pairs (temporal patch 2): an odd count repeats the last frame."""
+        return np.concatenate([frames, frames[-1:]]) if len(frames) % 2 else frames
 
     def tiny_model_types(self) -> dict[str, tuple[str, ...]]:
         return {"qwen2_vl": ("tiny", "2b"), "qwen2_5_vl": ("tiny",)}

@@ -9,12 +9,23 @@ from vlm_router.api.messages import to_conversation
 from vlm_router.api.schema import parse_request
 
 IMG = {"type": "image_url", "image_url": {"url": "data:image/png;base64,AAAA"}}
+VIDEO = {"type": "video_url", "video_url": {"url": "data:video/mp4;base64,AAAA"}, "fps": 1}
+FRAMES = {"type": "video", "video": ["data:image/png;base64,AAAA", "data:image/png;base64,AAAA"]}
 
 
 def render_template(messages: list[dict]) -> str:
-    """How transformers' apply_chat_template renders a template (same jinja settings)."""
+    """How transformers' apply_chat_template renders a template (same jinja settings).
+
+    Hugging Face messages write a whole video as `{"type": "video", "video": url}`, as Qwen's template
+    expects; the OpenAI-style `video_url` part is translated to that.
+    """
     env = ImmutableSandboxedEnvironment(trim_blocks=True, lstrip_blocks=True, extensions=[jinja2.ext.loopcontrols])
-    return env.from_string(CHAT_TEMPLATE).render(messages=messages, add_generation_prompt=True)
+    hf = [{**m, "content": [_hf_part(p) for p in m["content"]] if isinstance(m["content"], list) else m["content"]} for m in messages]
+    return env.from_string(CHAT_TEMPLATE).render(messages=hf, add_generation_prompt=True)
+
+
+def _hf_part(part: dict) -> dict:
+    return {"type": "video", "video": part["video_url"]["url"]} if part["type"] == "video_url" else part
 
 
 CASES = {
@@ -27,6 +38,8 @@ CASES = {
         {"role": "system", "content": "Be brief."},
         {"role": "user", "content": [IMG, {"type": "text", "text": "Describe."}]},
     ],
+    "video": [{"role": "user", "content": [VIDEO, {"type": "text", "text": "What happens?"}]}],
+    "frames and image": [{"role": "user", "content": [FRAMES, IMG, {"type": "text", "text": "Same scene?"}]}],
     "multi-turn": [
         {"role": "system", "content": [{"type": "text", "text": "You see images."}]},
         {"role": "user", "content": [IMG, {"type": "text", "text": "What colour?"}]},
@@ -39,15 +52,16 @@ CASES = {
 @pytest.mark.parametrize("name", CASES)
 def test_prompt_matches_published_template(name):
     messages = CASES[name]
-    conversation, images = to_conversation(parse_request({"messages": messages}))
-    prompt = Qwen2VLFamily().build_prompt(conversation)
+    conversation = to_conversation(parse_request({"messages": messages}))
+    prompt = Qwen2VLFamily().build_prompt(conversation.messages)
     assert prompt == render_template(messages)
-    assert prompt.count("<|image_pad|>") == len(images)
+    assert prompt.count("<|image_pad|>") == len(conversation.images)
+    assert prompt.count("<|video_pad|>") == len(conversation.videos)
 
 
 def test_developer_role_is_a_system_prompt():
     request = parse_request({"messages": [{"role": "developer", "content": "Rules."}, {"role": "user", "content": "Hi"}]})
-    prompt = Qwen2VLFamily().build_prompt(to_conversation(request)[0])
+    prompt = Qwen2VLFamily().build_prompt(to_conversation(request).messages)
     assert prompt == render_template([{"role": "system", "content": "Rules."}, {"role": "user", "content": "Hi"}])
     assert "You are a helpful assistant." not in prompt
 

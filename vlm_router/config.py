@@ -46,6 +46,12 @@ class MediaConfig(_Strict):
     max_image_pixels: int = Field(40_000_000, gt=0)
     max_images_per_request: int = Field(16, ge=0)
     max_request_bytes: int = Field(64 * 2**20, gt=0)
+    max_videos_per_request: int = Field(4, ge=0)
+    max_video_bytes: int = Field(64 * 2**20, gt=0)
+    max_video_duration_s: float = Field(600.0, gt=0)
+    max_video_frames: int = Field(64, ge=1, description="Frames sampled from one video, at most.")
+    video_max_pixels: int = Field(360 * 420, ge=784, description="Pixels per sampled frame when a request does not say.")
+    max_video_pixels: int = Field(1280 * 720, ge=784, description="The largest `max_pixels` a request may ask for.")
 
 
 class VideoSupport(str, Enum):
@@ -60,6 +66,8 @@ class CapabilityOverrides(_Strict):
     images: bool | None = None
     max_images: int | None = Field(None, ge=0)
     video: VideoSupport | None = None
+    max_frames: int | None = Field(None, ge=1)
+    video_fps: float | None = Field(None, gt=0)
 
 
 class GenerationDefaults(_Strict):

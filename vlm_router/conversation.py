@@ -1,4 +1,4 @@
-"""A chat as families see it: roles and an ordered mix of text and images, media already resolved."""
+"""A chat as families see it: roles and an ordered mix of text, images and videos, media already resolved."""
 
 from __future__ import annotations
 
@@ -20,7 +20,14 @@ class Image:
     index: int
 
 
-Part = Union[Text, Image]
+@dataclass(frozen=True)
+class Video:
+    """The `index`-th video of the request (0-based, in message order), passed natively."""
+
+    index: int
+
+
+Part = Union[Text, Image, Video]
 
 
 @dataclass

@@ -9,6 +9,8 @@ from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Any
 
+import numpy as np
+
 from .config import CapabilityOverrides, VideoSupport
 from .conversation import Message
 
@@ -28,6 +30,10 @@ class Capabilities:
     images: bool = True
     max_images: int | None = None
     video: VideoSupport = VideoSupport.NONE
+    #: Frames one video may have; `media.max_video_frames` caps it too.
+    max_frames: int | None = None
+    #: Frames per second sampled from a `video_url` when the request does not say.
+    video_fps: float = 2.0
     #: Longest side over shortest side an image may have, when the model's preprocessing has a limit.
     max_aspect_ratio: float | None = None
 
@@ -36,8 +42,10 @@ class Capabilities:
         changes = overrides.model_dump(exclude_none=True)
         return replace(self, **changes)
 
-    def check(self, model: str, image_count: int) -> None:
-        """Raise `CapabilityError` if a request with `image_count` images breaks a rule."""
+    def check(self, model: str, image_count: int, video_count: int = 0) -> None:
+        """Raise `CapabilityError` if a request with these images and videos breaks a rule."""
+        if video_count and self.video is VideoSupport.NONE:
+            raise CapabilityError(f"model '{model}' does not accept video", rule="video")
         if image_count and not self.images:
             raise CapabilityError(f"model '{model}' does not accept images", rule="images")
         if self.max_images is not None and image_count > self.max_images:
@@ -60,6 +68,8 @@ class Capabilities:
             "images": self.images,
             "max_images": self.max_images,
             "video": self.video.value,
+            "max_frames": self.max_frames,
+            "video_fps": self.video_fps,
             "max_aspect_ratio": self.max_aspect_ratio,
         }
 
@@ -99,7 +109,11 @@ class Family(ABC):
 
     @abstractmethod
     def build_prompt(self, messages: Sequence[Message]) -> str:
-        """The model's full prompt for `messages`, with the family's image tags, ready to tokenize."""
+        """The model's full prompt for `messages`, with the family's image and video tags, ready to tokenize."""
+
+    def prepare_video(self, frames: np.ndarray) -> np.ndarray:
+        """A video's `(frames, H, W, 3)` array as the model takes it natively (e.g. an even frame count)."""
+        return frames
 
     def tiny_model_types(self) -> dict[str, tuple[str, ...]]:
         """For each `model_type` `build_tiny` can make offline, its presets (`tiny` first)."""

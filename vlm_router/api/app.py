@@ -8,6 +8,7 @@ from aiohttp import web
 
 from ..config import RouterConfig
 from ..media.fetch import MediaFetcher
+from ..media.loader import MediaLoader
 from ..plugins import FamilyRegistry
 from ..registry import ModelRegistry
 from .chat import ChatService, chat_completions
@@ -44,7 +45,7 @@ def create_app(config: RouterConfig, families: FamilyRegistry) -> web.Applicatio
     app = web.Application(middlewares=[error_middleware], client_max_size=config.media.max_request_bytes)
     registry = ModelRegistry(config, families)
     fetcher = MediaFetcher(config.media)
-    app[SERVICE] = ChatService(registry=registry, fetcher=fetcher, media=config.media)
+    app[SERVICE] = ChatService(registry=registry, loader=MediaLoader(fetcher, config.media), media=config.media)
     app[_BACKGROUND] = set()
     app.router.add_get("/health", health)
     app.router.add_get("/v1/models", list_models)

@@ -15,16 +15,15 @@ from typing import Any
 import numpy as np
 from aiohttp import web
 
-from ..config import GenerationDefaults, MediaConfig
+from ..config import GenerationDefaults, MediaConfig, VideoSupport
 from ..generation import Completion, SamplingParams
 from ..family import Capabilities, CapabilityError
 from ..media import MediaError
-from ..media.fetch import MediaFetcher
-from ..media.loader import MediaRef, load_images
+from ..media.loader import MediaLoader, MediaRef
 from ..registry import ModelHandle, ModelRegistry, ModelUnavailable, Overloaded, UnknownModel
 from ..worker.client import GenerationError, WorkerEngine, WorkerError
 from .errors import APIError, bad_request
-from .messages import texts_with_params, to_conversation
+from .messages import Conversation, texts_with_params, to_conversation, videos_as_images
 from .schema import ChatCompletionRequest, parse_request
 
 log = logging.getLogger(__name__)
@@ -35,7 +34,7 @@ class ChatService:
     """What the chat endpoint needs from the server."""
 
     registry: ModelRegistry
-    fetcher: MediaFetcher
+    loader: MediaLoader
     media: MediaConfig
 
 
@@ -60,19 +59,28 @@ def _find_model(registry: ModelRegistry, name: str | None) -> ModelHandle:
         raise APIError(404, str(exc), param="model", code="model_not_found") from None
 
 
-def _check_request(handle: ModelHandle, request: ChatCompletionRequest, image_count: int) -> None:
+def _check_request(handle: ModelHandle, request: ChatCompletionRequest, image_count: int, video_count: int) -> None:
     """The family's rules for this request; nothing to check while the family is not known yet."""
     family, caps = handle.family, handle.capabilities
     if family is None or caps is None:
         return
     try:
-        caps.check(handle.name, image_count)
+        caps.check(handle.name, image_count, video_count)
     except CapabilityError as exc:
         raise bad_request(str(exc), param="messages", code=f"capability_{exc.rule}") from None
     for text, param in texts_with_params(request):
         tag = family.reserved_tag_in(text)
         if tag is not None:
             raise bad_request(f"text may not contain the media placeholder '{tag}'", param=param, code="reserved_tag")
+
+
+def _check_counts(conversation: Conversation, media: MediaConfig) -> None:
+    for kind, count, limit in (
+        ("images", len(conversation.images), media.max_images_per_request),
+        ("videos", len(conversation.videos), media.max_videos_per_request),
+    ):
+        if count > limit:
+            raise bad_request(f"{count} {kind} in one request, over the limit of {limit}", param="messages", code=f"too_many_{kind}")
 
 
 def _check_shapes(handle: ModelHandle, caps: Capabilities, images: list[np.ndarray], refs: list[MediaRef]) -> None:
@@ -83,17 +91,26 @@ def _check_shapes(handle: ModelHandle, caps: Capabilities, images: list[np.ndarr
             raise bad_request(str(exc), param=ref.param, code=f"capability_{exc.rule}") from None
 
 
-async def _prepare(service: ChatService, handle: ModelHandle, request: ChatCompletionRequest, refs: list[MediaRef]) -> tuple[WorkerEngine, list[np.ndarray]]:
+@dataclass
+class _Prepared:
+    """A request ready for its model's worker."""
+
+    engine: WorkerEngine
+    prompt: str
+    images: list[np.ndarray]
+    videos: list[np.ndarray]
+
+
+async def _prepare(service: ChatService, handle: ModelHandle, request: ChatCompletionRequest, conversation: Conversation) -> _Prepared:
     """Load the model and the media side by side; checks that need the family run once it is known."""
-    if len(refs) > service.media.max_images_per_request:
-        raise bad_request(
-            f"{len(refs)} images in one request, over the limit of {service.media.max_images_per_request}",
-            param="messages", code="too_many_images",
-        )  # fmt: skip
-    _check_request(handle, request, len(refs))  # before loading, when the family is already known
+    _check_counts(conversation, service.media)
+    _check_request(handle, request, len(conversation.images), len(conversation.videos))  # before any load, if possible
     engine_task = asyncio.ensure_future(handle.engine())
     try:
-        images = await load_images(refs, service.fetcher, service.media)
+        if conversation.videos and handle.capabilities is None:
+            await engine_task  # video sampling follows the family's defaults
+            _check_request(handle, request, len(conversation.images), len(conversation.videos))
+        images, videos = await asyncio.gather(service.loader.images(conversation.images), _videos(service, handle, conversation))
         engine = await engine_task
     except MediaError as exc:
         raise APIError(exc.status, exc.message, param=exc.param, code=exc.code) from None
@@ -105,10 +122,25 @@ async def _prepare(service: ChatService, handle: ModelHandle, request: ChatCompl
             engine_task.cancel()  # the load itself goes on for the next request
         elif not engine_task.cancelled():
             engine_task.exception()  # retrieved: reported above or superseded by a media error
-    assert handle.capabilities is not None  # set by a successful load
-    _check_request(handle, request, len(refs))
-    _check_shapes(handle, handle.capabilities, images, refs)
-    return engine, images
+    family, caps = handle.family, handle.capabilities
+    assert family is not None and caps is not None  # set by a successful load
+    _check_request(handle, request, len(images), len(videos))
+    messages = conversation.messages
+    if caps.video is VideoSupport.FRAMES:
+        messages, images = videos_as_images(messages, images, videos)
+        videos = []
+        _check_request(handle, request, len(images), 0)
+    _check_shapes(handle, caps, images, conversation.images)
+    videos = [family.prepare_video(video) for video in videos]
+    return _Prepared(engine, family.build_prompt(messages), images, videos)
+
+
+async def _videos(service: ChatService, handle: ModelHandle, conversation: Conversation) -> list[np.ndarray]:
+    if not conversation.videos:
+        return []
+    caps = handle.capabilities
+    assert caps is not None  # known before videos are loaded
+    return await service.loader.videos(conversation.videos, caps.video_fps, caps.max_frames)
 
 
 def sampling_params(request: ChatCompletionRequest, defaults: GenerationDefaults) -> SamplingParams:
@@ -133,16 +165,14 @@ def _usage(completion: Completion) -> dict[str, int]:
 async def chat_completions(request: web.Request, service: ChatService) -> web.StreamResponse:
     chat = parse_request(await read_json(request))
     handle = _find_model(service.registry, chat.model)
-    messages, refs = to_conversation(chat)
+    conversation = to_conversation(chat)
     try:
         handle.admit()  # from here on the model counts this request, and is not unloaded
     except Overloaded as exc:
         raise APIError(429, str(exc), code="model_overloaded", headers={"Retry-After": str(round(exc.retry_after))}) from None
     try:
-        engine, images = await _prepare(service, handle, chat, refs)
-        assert handle.family is not None
-        prompt = handle.family.build_prompt(messages)
-        outputs = engine.stream(prompt, images, sampling_params(chat, handle.config.defaults))
+        ready = await _prepare(service, handle, chat, conversation)
+        outputs = ready.engine.stream(ready.prompt, ready.images, ready.videos, sampling_params(chat, handle.config.defaults))
         return await _answer(request, chat, _Reply(model=handle.name), outputs, handle.config.request_timeout_s)
     finally:
         handle.release()

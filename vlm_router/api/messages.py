@@ -3,30 +3,70 @@
 from __future__ import annotations
 
 from collections.abc import Iterator
+from dataclasses import dataclass, field
 
-from ..conversation import Image, Message, Part, Text
-from ..media.loader import MediaRef
-from .schema import ChatCompletionRequest, ImageURLPart
+import numpy as np
+
+from ..conversation import Image, Message, Part, Text, Video
+from ..media.loader import MediaRef, VideoRef
+from .schema import ChatCompletionRequest, ImageURLPart, TextPart, VideoFramesPart, VideoURLPart
 
 
-def to_conversation(request: ChatCompletionRequest) -> tuple[list[Message], list[MediaRef]]:
-    """The conversation (`developer` read as `system`) and its images in order of appearance."""
-    messages: list[Message] = []
-    images: list[MediaRef] = []
+@dataclass
+class Conversation:
+    """The messages, and the images and videos their `Image` and `Video` parts point at, in order."""
+
+    messages: list[Message]
+    images: list[MediaRef] = field(default_factory=list)
+    videos: list[VideoRef] = field(default_factory=list)
+
+
+def to_conversation(request: ChatCompletionRequest) -> Conversation:
+    """The conversation (`developer` read as `system`) and its media in order of appearance."""
+    conversation = Conversation([])
     for i, message in enumerate(request.messages):
         parts: list[Part] = []
         if isinstance(message.content, str):
             parts.append(Text(message.content))
         else:
             for j, part in enumerate(message.content):
-                if isinstance(part, ImageURLPart):
-                    parts.append(Image(len(images)))
-                    images.append(MediaRef(part.image_url.url, f"messages.{i}.content.{j}.image_url.url"))
-                else:
+                param = f"messages.{i}.content.{j}"
+                if isinstance(part, TextPart):
                     parts.append(Text(part.text))
+                elif isinstance(part, ImageURLPart):
+                    parts.append(Image(len(conversation.images)))
+                    conversation.images.append(MediaRef(part.image_url.url, f"{param}.image_url.url"))
+                else:
+                    parts.append(Video(len(conversation.videos)))
+                    conversation.videos.append(_video_ref(part, param))
         role = "system" if message.role == "developer" else message.role
-        messages.append(Message(role, parts))
-    return messages, images
+        conversation.messages.append(Message(role, parts))
+    return conversation
+
+
+def _video_ref(part: VideoFramesPart | VideoURLPart, param: str) -> VideoRef:
+    options = {"fps": part.fps, "max_pixels": part.max_pixels, "max_frames": part.max_frames}
+    if isinstance(part, VideoFramesPart):
+        frames = tuple(MediaRef(url, f"{param}.video.{k}") for k, url in enumerate(part.video))
+        return VideoRef(param, frames=frames, **options)
+    return VideoRef(f"{param}.video_url.url", url=part.video_url.url, **options)
+
+
+def videos_as_images(messages: list[Message], images: list[np.ndarray], videos: list[np.ndarray]) -> tuple[list[Message], list[np.ndarray]]:
+    """For families that take a video as a sequence of images: each `Video` part becomes its frames."""
+    all_images = list(images)
+    rewritten = []
+    for message in messages:
+        parts: list[Part] = []
+        for part in message.parts:
+            if isinstance(part, Video):
+                frames = list(videos[part.index])
+                parts.extend(Image(len(all_images) + k) for k in range(len(frames)))
+                all_images.extend(frames)
+            else:
+                parts.append(part)
+        rewritten.append(Message(message.role, parts))
+    return rewritten, all_images
 
 
 def texts_with_params(request: ChatCompletionRequest) -> Iterator[tuple[str, str]]:
@@ -36,5 +76,5 @@ def texts_with_params(request: ChatCompletionRequest) -> Iterator[tuple[str, str
             yield message.content, f"messages.{i}.content"
             continue
         for j, part in enumerate(message.content):
-            if not isinstance(part, ImageURLPart):
+            if isinstance(part, TextPart):
                 yield part.text, f"messages.{i}.content.{j}.text"

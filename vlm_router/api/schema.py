@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 from typing import Annotated, Any, Literal, Union
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
@@ -34,7 +35,64 @@ class ImageURLPart(_Request):
         return {"url": value} if isinstance(value, str) else value
 
 
-ContentPart = Annotated[Union[TextPart, ImageURLPart], Field(discriminator="type")]
+_PIXELS = re.compile(r"^\s*(\d{1,6})\s*(?:\*\s*(\d{1,6})\s*)?$")
+#: Smallest and largest `max_pixels` accepted at all; `media.max_video_pixels` narrows the top.
+MIN_PIXELS, MAX_PIXELS = 28 * 28, 4096 * 4096
+
+
+def parse_pixels(value: object) -> int | None:
+    """`max_pixels` as an integer: an integer, or a string `W*H` of digits (never evaluated)."""
+    if value is None:
+        return None
+    if isinstance(value, bool) or not isinstance(value, int | str):
+        raise ValueError("max_pixels must be an integer or a string 'W*H'")
+    if isinstance(value, str):
+        match = _PIXELS.match(value)
+        if match is None:
+            raise ValueError("max_pixels must be an integer or a string 'W*H' of digits, such as '360*420'")
+        value = int(match[1]) * int(match[2] or 1)
+    if not MIN_PIXELS <= value <= MAX_PIXELS:
+        raise ValueError(f"max_pixels must be between {MIN_PIXELS} and {MAX_PIXELS}")
+    return value
+
+
+class _VideoOptions(_Request):
+    """Sampling options the original service accepted beside a video."""
+
+    max_pixels: int | None = None
+    fps: float | None = Field(None, gt=0, le=60)
+    max_frames: int | None = Field(None, ge=1)
+
+    @field_validator("max_pixels", mode="before")
+    @classmethod
+    def _pixels(cls, value: Any) -> int | None:
+        return parse_pixels(value)
+
+
+class VideoFramesPart(_VideoOptions):
+    """A video as the list of its frames, already sampled by the client."""
+
+    type: Literal["video"]
+    video: list[str] = Field(min_length=1)
+
+
+class VideoURL(_Request):
+    url: str = Field(min_length=1)
+
+
+class VideoURLPart(_VideoOptions):
+    """A whole video, sampled by the server at `fps`."""
+
+    type: Literal["video_url"]
+    video_url: VideoURL
+
+    @field_validator("video_url", mode="before")
+    @classmethod
+    def _bare_url(cls, value: Any) -> Any:
+        return {"url": value} if isinstance(value, str) else value
+
+
+ContentPart = Annotated[Union[TextPart, ImageURLPart, VideoFramesPart, VideoURLPart], Field(discriminator="type")]
 
 
 class ChatMessage(_Request):
@@ -106,7 +164,7 @@ def _to_api_error(exc: ValidationError) -> APIError:
     return APIError(400, f"{param}: {message}" if param else message, param=param, code="invalid_value")
 
 
-_PART_TYPES = ("text", "image_url")
+_PART_TYPES = ("text", "image_url", "video", "video_url")
 
 
 def _param(loc: tuple[int | str, ...]) -> str | None:

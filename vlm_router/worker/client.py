@@ -110,7 +110,9 @@ class WorkerEngine:
         how = f"killed by signal {-code}" if code < 0 else f"exit status {code}"
         log.error("model '%s': the worker process (pid %s) exited unexpectedly, %s", self.spec.model, self._process.pid, how)
 
-    async def stream(self, prompt: str, images: list[np.ndarray], params: SamplingParams) -> AsyncGenerator[str | Completion, None]:
+    async def stream(
+        self, prompt: str, images: list[np.ndarray], videos: list[np.ndarray], params: SamplingParams
+    ) -> AsyncGenerator[str | Completion, None]:
         """Yield text as the worker produces it, then one `Completion`. Leaving early cancels the request."""
         if self._dead or self._stopping:
             raise WorkerError("the worker is not running")
@@ -119,7 +121,7 @@ class WorkerEngine:
         self._streams[request_id] = queue
         finished = False
         try:
-            await self._send(Generate(request_id, prompt, images, params))
+            await self._send(Generate(request_id, prompt, images, videos, params))
             while True:
                 message = await queue.get()
                 if isinstance(message, Text):

@@ -51,10 +51,11 @@ def _load(spec: WorkerSpec) -> Any:
     return openvino_genai.ContinuousBatchingPipeline(spec.model_dir, scheduler, spec.device, spec.ov_config)
 
 
-def _tensors(images: list[np.ndarray]) -> list[Any]:
+def _tensors(arrays: list[np.ndarray]) -> list[Any]:
+    """OpenVINO tensors: images as `(1, H, W, 3)`, videos as they are, `(frames, H, W, 3)`."""
     import openvino
 
-    return [openvino.Tensor(np.ascontiguousarray(image[None])) for image in images]
+    return [openvino.Tensor(np.ascontiguousarray(a[None] if a.ndim == 3 else a)) for a in arrays]
 
 
 def _receive(conn: Connection, timeout: float | None) -> Any:
@@ -105,7 +106,7 @@ class _Batching:
 
         config = configure(self._pipeline.get_config(), message.params)
         try:
-            handle = self._pipeline.add_request(message.id, message.prompt, _tensors(message.images), config)
+            handle = self._pipeline.add_request(message.id, message.prompt, _tensors(message.images), _tensors(message.videos), config)
         except Exception as exc:  # the pipeline's verdict on this request only
             self._conn.send(Failed(message.id, str(exc)))
             return
@@ -191,7 +192,9 @@ class _Sequential:
 
         config = configure(self._pipeline.get_generation_config(), request.params)
         try:
-            result = self._pipeline.generate(request.prompt, images=_tensors(request.images), generation_config=config, streamer=on_text)
+            result = self._pipeline.generate(
+                request.prompt, images=_tensors(request.images), videos=_tensors(request.videos), generation_config=config, streamer=on_text
+            )
         except Exception as exc:  # the pipeline's verdict on this request only
             self._conn.send(Failed(request.id, str(exc)))
             return

@@ -29,6 +29,7 @@ class Generate:
     id: int
     prompt: str
     images: list[np.ndarray]
+    videos: list[np.ndarray]
     params: SamplingParams
 
 
