@@ -12,6 +12,8 @@ from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
+import av
+import numpy as np
 import openai
 import pytest
 from aiohttp import web
@@ -91,6 +93,8 @@ def server(tiny_models, families) -> Iterator[ServerThread]:
         [
             {"name": "tiny-qwen2-vl", "aliases": ["demo"], "path": str(tiny_models["qwen2_vl"]), "defaults": {"max_tokens": 16}},
             {"name": "tiny-qwen2.5-vl", "path": str(tiny_models["qwen2_5_vl"])},
+            {"name": "no-video", "path": str(tiny_models["qwen2_vl"]), "capabilities": {"video": "none"}},
+            {"name": "video-as-frames", "path": str(tiny_models["qwen2_vl"]), "capabilities": {"video": "frames"}},
         ],
         server={"default_model": "tiny-qwen2-vl"},
     )
@@ -106,6 +110,22 @@ def client(server) -> openai.OpenAI:
 def png_bytes(width: int = 64, height: int = 48, color: tuple[int, int, int] = (200, 30, 30), fmt: str = "PNG") -> bytes:
     buffer = io.BytesIO()
     Image.new("RGB", (width, height), color).save(buffer, fmt)
+    return buffer.getvalue()
+
+
+def make_video(seconds: float, fmt: str = "mp4", codec: str = "libx264", size: tuple[int, int] = (96, 64), fps: int = 25, gop: int | None = None) -> bytes:
+    """A video whose frame i is a flat gray of level 2*i (mod 256), so a frame tells its own index."""
+    buffer = io.BytesIO()
+    with av.open(buffer, "w", format=fmt) as container:
+        stream = container.add_stream(codec, rate=fps)
+        stream.width, stream.height = size
+        stream.pix_fmt = "yuv420p"
+        if gop is not None:
+            stream.codec_context.gop_size = gop
+        for i in range(int(seconds * fps)):
+            frame = np.full((size[1], size[0], 3), (2 * i) % 256, dtype=np.uint8)
+            container.mux(stream.encode(av.VideoFrame.from_ndarray(frame, format="rgb24")))
+        container.mux(stream.encode())
     return buffer.getvalue()
 
 
