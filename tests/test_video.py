@@ -140,6 +140,17 @@ def test_family_taking_video_as_frames_gets_images(client):
     assert as_video == as_images
 
 
+def test_frames_take_their_place_among_images():
+    from vlm_router.api.messages import videos_as_images
+    from vlm_router.conversation import Image, Message, Text, Video
+
+    image, video = np.zeros((2, 2, 3)), np.stack([np.ones((2, 2, 3)), 2 * np.ones((2, 2, 3))])
+    messages = [Message("user", [Video(0), Text("and"), Image(0)])]
+    rewritten, images = videos_as_images(messages, [image], [video])
+    assert rewritten[0].parts == [Image(0), Image(1), Text("and"), Image(2)]
+    assert [float(i.mean()) for i in images] == [1.0, 2.0, 0.0]
+
+
 def test_model_without_video_refuses_it(client):
     with pytest.raises(openai.BadRequestError) as caught:
         tokens(client, "no-video", video_part(VIDEO), "What happens?")
@@ -154,9 +165,10 @@ def test_model_without_video_refuses_it(client):
         (video_part(data_url(b"\x00" * 64, "video/mp4")), "messages.0.content.0.video_url.url", 400),
         (video_part(data_url(b"", "video/mp4")), "messages.0.content.0.video_url.url", 400),
         (video_part(data_url(png_bytes(), "image/png")), "messages.0.content.0.video_url.url", 400),
-        (video_part(VIDEO, max_pixels=4096 * 4096), "messages.0.content.0.video_url.url", 400),
+        (video_part(VIDEO, max_pixels=4096 * 4096), "messages.0.content.0.max_pixels", 400),
         ({"type": "video", "video": [data_url(b"junk")]}, "messages.0.content.0.video.0", 400),
-        ({"type": "video", "video": [data_url(png_bytes())] * 65}, "messages.0.content.0", 400),
+        ({"type": "video", "video": [data_url(png_bytes())] * 65}, "messages.0.content.0.video", 400),
+        (video_part(data_url(make_video(1, size=(600, 2)), "video/mp4")), "messages.0.content.0", 400),
     ],
 )
 def test_bad_videos_are_4xx_naming_the_part(client, part, param, status):
@@ -164,3 +176,10 @@ def test_bad_videos_are_4xx_naming_the_part(client, part, param, status):
         tokens(client, "tiny-qwen2-vl", part, "What happens?")
     assert caught.value.status_code == status
     assert caught.value.body["param"] == param
+
+
+def test_frames_count_as_images_for_families_taking_frames(client):
+    frames = {"type": "video", "video": [data_url(png_bytes(8, 8))] * 17}
+    with pytest.raises(openai.BadRequestError) as caught:
+        tokens(client, "video-as-frames", frames)
+    assert caught.value.body["code"] == "too_many_images"

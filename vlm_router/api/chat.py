@@ -19,7 +19,7 @@ from ..config import GenerationDefaults, MediaConfig, VideoSupport
 from ..generation import Completion, SamplingParams
 from ..family import Capabilities, CapabilityError
 from ..media import MediaError
-from ..media.loader import MediaLoader, MediaRef
+from ..media.loader import MediaLoader
 from ..registry import ModelHandle, ModelRegistry, ModelUnavailable, Overloaded, UnknownModel
 from ..worker.client import GenerationError, WorkerEngine, WorkerError
 from .errors import APIError, bad_request
@@ -74,21 +74,19 @@ def _check_request(handle: ModelHandle, request: ChatCompletionRequest, image_co
             raise bad_request(f"text may not contain the media placeholder '{tag}'", param=param, code="reserved_tag")
 
 
-def _check_counts(conversation: Conversation, media: MediaConfig) -> None:
-    for kind, count, limit in (
-        ("images", len(conversation.images), media.max_images_per_request),
-        ("videos", len(conversation.videos), media.max_videos_per_request),
-    ):
+def _check_counts(media: MediaConfig, images: int, videos: int) -> None:
+    for kind, count, limit in (("images", images, media.max_images_per_request), ("videos", videos, media.max_videos_per_request)):
         if count > limit:
             raise bad_request(f"{count} {kind} in one request, over the limit of {limit}", param="messages", code=f"too_many_{kind}")
 
 
-def _check_shapes(handle: ModelHandle, caps: Capabilities, images: list[np.ndarray], refs: list[MediaRef]) -> None:
-    for image, ref in zip(images, refs):
+def _check_shapes(handle: ModelHandle, caps: Capabilities, media: list[np.ndarray], params: list[str]) -> None:
+    """Every image, and every video's frames, against the model's shape rules."""
+    for array, param in zip(media, params):
         try:
-            caps.check_image_shape(handle.name, image.shape[1], image.shape[0])
+            caps.check_image_shape(handle.name, array.shape[-2], array.shape[-3])
         except CapabilityError as exc:
-            raise bad_request(str(exc), param=ref.param, code=f"capability_{exc.rule}") from None
+            raise bad_request(str(exc), param=param, code=f"capability_{exc.rule}") from None
 
 
 @dataclass
@@ -103,7 +101,7 @@ class _Prepared:
 
 async def _prepare(service: ChatService, handle: ModelHandle, request: ChatCompletionRequest, conversation: Conversation) -> _Prepared:
     """Load the model and the media side by side; checks that need the family run once it is known."""
-    _check_counts(conversation, service.media)
+    _check_counts(service.media, len(conversation.images), len(conversation.videos))
     _check_request(handle, request, len(conversation.images), len(conversation.videos))  # before any load, if possible
     engine_task = asyncio.ensure_future(handle.engine())
     try:
@@ -125,12 +123,13 @@ async def _prepare(service: ChatService, handle: ModelHandle, request: ChatCompl
     family, caps = handle.family, handle.capabilities
     assert family is not None and caps is not None  # set by a successful load
     _check_request(handle, request, len(images), len(videos))
+    _check_shapes(handle, caps, images + videos, [r.param for r in conversation.images] + [r.param for r in conversation.videos])
     messages = conversation.messages
     if caps.video is VideoSupport.FRAMES:
         messages, images = videos_as_images(messages, images, videos)
         videos = []
+        _check_counts(service.media, len(images), 0)  # the frames count as images
         _check_request(handle, request, len(images), 0)
-    _check_shapes(handle, caps, images, conversation.images)
     videos = [family.prepare_video(video) for video in videos]
     return _Prepared(engine, family.build_prompt(messages), images, videos)
 

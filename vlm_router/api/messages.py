@@ -49,24 +49,27 @@ def _video_ref(part: VideoFramesPart | VideoURLPart, param: str) -> VideoRef:
     if isinstance(part, VideoFramesPart):
         frames = tuple(MediaRef(url, f"{param}.video.{k}") for k, url in enumerate(part.video))
         return VideoRef(param, frames=frames, **options)
-    return VideoRef(f"{param}.video_url.url", url=part.video_url.url, **options)
+    return VideoRef(param, url=part.video_url.url, **options)
 
 
 def videos_as_images(messages: list[Message], images: list[np.ndarray], videos: list[np.ndarray]) -> tuple[list[Message], list[np.ndarray]]:
-    """For families that take a video as a sequence of images: each `Video` part becomes its frames."""
-    all_images = list(images)
+    """For families that take a video as a sequence of images: each `Video` part becomes its frames.
+
+    The images come out in order of appearance, as the pipeline matches image tags to images.
+    """
+    ordered: list[np.ndarray] = []
     rewritten = []
     for message in messages:
         parts: list[Part] = []
         for part in message.parts:
-            if isinstance(part, Video):
-                frames = list(videos[part.index])
-                parts.extend(Image(len(all_images) + k) for k in range(len(frames)))
-                all_images.extend(frames)
-            else:
+            if isinstance(part, Text):
                 parts.append(part)
+                continue
+            media = [images[part.index]] if isinstance(part, Image) else list(videos[part.index])
+            parts.extend(Image(len(ordered) + k) for k in range(len(media)))
+            ordered.extend(media)
         rewritten.append(Message(message.role, parts))
-    return rewritten, all_images
+    return rewritten, ordered
 
 
 def texts_with_params(request: ChatCompletionRequest) -> Iterator[tuple[str, str]]:

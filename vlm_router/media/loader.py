@@ -29,7 +29,10 @@ class MediaRef:
 
 @dataclass(frozen=True)
 class VideoRef:
-    """A video of the request: a whole file at `url`, or `frames` the client already sampled."""
+    """A video of the request: a whole file at `url`, or `frames` the client already sampled.
+
+    `param` names the content part; errors name its `video_url.url`, `video` or `max_pixels`.
+    """
 
     param: str
     url: str | None = None
@@ -57,9 +60,9 @@ class MediaLoader:
     async def _image(self, ref: MediaRef) -> np.ndarray:
         limit = self._config.max_image_bytes
         if ref.url[:5].lower() == "data:":
-            return await _off_loop(ref, lambda: self._decode_image(decode_data_url(ref.url, limit, "image/")))
+            return await _off_loop(ref.param, lambda: self._decode_image(decode_data_url(ref.url, limit, "image/")))
         data = await _named(ref.param, self._fetcher.download(ref.url, limit))
-        return await _off_loop(ref, lambda: self._decode_image(data))
+        return await _off_loop(ref.param, lambda: self._decode_image(data))
 
     def _decode_image(self, data: bytes) -> np.ndarray:
         return decode_image(data, self._config.max_image_pixels)
@@ -68,20 +71,20 @@ class MediaLoader:
         config = self._config
         max_pixels = ref.max_pixels or config.video_max_pixels
         if max_pixels > config.max_video_pixels:
-            raise MediaError(f"max_pixels {max_pixels} is over the limit of {config.max_video_pixels}", param=ref.param)
+            raise MediaError(f"max_pixels {max_pixels} is over the limit of {config.max_video_pixels}", param=f"{ref.param}.max_pixels")
         caps = [n for n in (ref.max_frames, model_max_frames, config.max_video_frames) if n is not None]
         sampling = Sampling(fps=ref.fps or fps, max_frames=min(caps), max_pixels=max_pixels)
         if ref.url is None:
             if len(ref.frames) > sampling.max_frames:
-                raise MediaError(f"{len(ref.frames)} frames, over the limit of {sampling.max_frames}", param=ref.param)
+                raise MediaError(f"{len(ref.frames)} frames, over the limit of {sampling.max_frames}", param=f"{ref.param}.video")
             frames = await self.images(list(ref.frames))
-            return await _off_loop(ref, lambda: _same_size(frames, max_pixels))
+            return await _off_loop(f"{ref.param}.video", lambda: _same_size(frames, max_pixels))
         limits = VideoLimits(config.max_video_duration_s, config.max_image_pixels)
-        if ref.url[:5].lower() == "data:":
-            url = ref.url
-            return await _off_loop(ref, lambda: decode_video(decode_data_url(url, config.max_video_bytes, "video/"), sampling, limits))
-        data = await _named(ref.param, self._fetcher.download(ref.url, config.max_video_bytes))
-        return await _off_loop(ref, lambda: decode_video(data, sampling, limits))
+        url, param = ref.url, f"{ref.param}.video_url.url"
+        if url[:5].lower() == "data:":
+            return await _off_loop(param, lambda: decode_video(decode_data_url(url, config.max_video_bytes, "video/"), sampling, limits))
+        data = await _named(param, self._fetcher.download(url, config.max_video_bytes))
+        return await _off_loop(param, lambda: decode_video(data, sampling, limits))
 
 
 def _same_size(frames: list[np.ndarray], max_pixels: int) -> np.ndarray:
@@ -100,6 +103,6 @@ async def _named(param: str, work: Awaitable[T]) -> T:
         raise
 
 
-async def _off_loop(ref: MediaRef | VideoRef, work: Callable[[], T]) -> T:
-    """Run decoding `work` on a worker thread, never on the event loop."""
-    return await _named(ref.param, asyncio.get_running_loop().run_in_executor(None, work))
+async def _off_loop(param: str, work: Callable[[], T]) -> T:
+    """Run decoding `work` on a worker thread, never on the event loop; errors name `param`."""
+    return await _named(param, asyncio.get_running_loop().run_in_executor(None, work))

@@ -13,6 +13,10 @@ from . import MediaError
 
 #: Never seek for a gap shorter than this: decoding on is cheaper than a seek and a new keyframe.
 MIN_SEEK_GAP_S = 1.0
+#: Frames no other frame depends on are skipped unless a sample is due within this many seconds or
+#: frames, whichever is longer: more than a decoder's reordering delay, so the frame at the sample
+#: time is always decoded.
+FULL_DECODE_S, FULL_DECODE_FRAMES = 0.5, 8
 
 
 @dataclass(frozen=True)
@@ -83,36 +87,49 @@ def _duration(container: av.container.InputContainer, stream: av.video.stream.Vi
 def _sample(container: av.container.InputContainer, stream: av.video.stream.VideoStream, targets: list[float], size: tuple[int, int]) -> list[np.ndarray]:
     """The first frame at or after each target time.
 
-    Decoding goes forward; it seeks to a target's keyframe only when the target is further ahead than
-    the longest keyframe interval seen so far, so no frame is decoded twice for nothing.
+    Decoding goes forward. It seeks to a target only when the target is more than a second ahead
+    and further from the last keyframe than the longest keyframe interval seen while decoding, so a
+    newer keyframe surely lies before it; until two keyframes have been decoded in a row it does not
+    seek at all. Between samples the decoder skips non-reference frames, which nothing else needs.
     """
     frames: list[np.ndarray] = []
     decoded = container.decode(stream)
-    position = -math.inf
-    keyframe_gap, last_keyframe = 0.0, None
+    position = -math.inf  # of the last decoded frame
+    last_key: float | None = None  # of the last decoded keyframe
+    longest_gop: float | None = None
+    contiguous = False  # no seek since `last_key`
     start = float(stream.start_time * stream.time_base) if stream.start_time is not None else 0.0
     half_frame = 0.5 / float(stream.average_rate) if stream.average_rate else 0.0
+    context = stream.codec_context
+    near = max(FULL_DECODE_S, FULL_DECODE_FRAMES * 2 * half_frame)
     for target in targets:
-        if target - position > max(MIN_SEEK_GAP_S, keyframe_gap):
+        if _worth_seeking(target, position, last_key, longest_gop):
             try:
                 container.seek(int((start + target) / stream.time_base), stream=stream, backward=True)
-                decoded = container.decode(stream)
+                decoded, contiguous = container.decode(stream), False
             except av.FFmpegError:
                 pass  # not seekable: decode on
         for frame in decoded:
             if frame.time is None:
                 continue
             position = frame.time - start
+            context.skip_frame = "DEFAULT" if target - position <= near else "NONREF"
             if frame.key_frame:
-                if last_keyframe is not None and position > last_keyframe:
-                    keyframe_gap = max(keyframe_gap, position - last_keyframe)
-                last_keyframe = position
+                if contiguous and last_key is not None and position > last_key:
+                    longest_gop = max(longest_gop or 0.0, position - last_key)
+                last_key, contiguous = position, True
             if position + half_frame >= target:
                 frames.append(frame.reformat(width=size[0], height=size[1], format="rgb24").to_ndarray())
                 break
         else:
             break  # the stream ended before this target
     return frames
+
+
+def _worth_seeking(target: float, position: float, last_key: float | None, longest_gop: float | None) -> bool:
+    if last_key is None or longest_gop is None:
+        return False
+    return target - position > MIN_SEEK_GAP_S and target - last_key > longest_gop
 
 
 def _reason(exc: Exception) -> str:
