@@ -5,7 +5,7 @@ from __future__ import annotations
 import re
 from typing import Annotated, Any, Literal, Union
 
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
+from pydantic import BaseModel, BeforeValidator, ConfigDict, Field, ValidationError, field_validator, model_validator
 
 from .errors import APIError
 
@@ -19,6 +19,11 @@ class TextPart(_Request):
     text: str
 
 
+def _url_object(value: Any) -> Any:
+    """Some clients send `"image_url": "<url>"` instead of an object."""
+    return {"url": value} if isinstance(value, str) else value
+
+
 class ImageURL(_Request):
     url: str = Field(min_length=1)
     detail: Literal["auto", "low", "high"] | None = None
@@ -26,13 +31,7 @@ class ImageURL(_Request):
 
 class ImageURLPart(_Request):
     type: Literal["image_url"]
-    image_url: ImageURL
-
-    @field_validator("image_url", mode="before")
-    @classmethod
-    def _bare_url(cls, value: Any) -> Any:
-        """Some clients send `"image_url": "<url>"` instead of an object."""
-        return {"url": value} if isinstance(value, str) else value
+    image_url: Annotated[ImageURL, BeforeValidator(_url_object)]
 
 
 _PIXELS = re.compile(r"^\s*(\d{1,6})\s*(?:\*\s*(\d{1,6})\s*)?$")
@@ -84,12 +83,7 @@ class VideoURLPart(_VideoOptions):
     """A whole video, sampled by the server at `fps`."""
 
     type: Literal["video_url"]
-    video_url: VideoURL
-
-    @field_validator("video_url", mode="before")
-    @classmethod
-    def _bare_url(cls, value: Any) -> Any:
-        return {"url": value} if isinstance(value, str) else value
+    video_url: Annotated[VideoURL, BeforeValidator(_url_object)]
 
 
 ContentPart = Annotated[Union[TextPart, ImageURLPart, VideoFramesPart, VideoURLPart], Field(discriminator="type")]
