@@ -1,0 +1,101 @@
+"""Getting a chat request ready for its model: the family's rules, the model loaded, media decoded, the prompt."""
+
+from __future__ import annotations
+
+import asyncio
+from dataclasses import dataclass
+
+import numpy as np
+
+from ..config import MediaConfig, VideoSupport
+from ..family import Capabilities, CapabilityError
+from ..media import MediaError
+from ..media.loader import MediaLoader
+from ..registry import ModelHandle, ModelUnavailable
+from ..worker.client import WorkerEngine
+from .errors import APIError, bad_request
+from .messages import Conversation, texts_with_params, videos_as_images
+from .schema import ChatCompletionRequest
+
+
+def _check_request(handle: ModelHandle, request: ChatCompletionRequest, image_count: int, video_count: int) -> None:
+    """The family's rules for this request; nothing to check while the family is not known yet."""
+    family, caps = handle.family, handle.capabilities
+    if family is None or caps is None:
+        return
+    try:
+        caps.check(handle.name, image_count, video_count)
+    except CapabilityError as exc:
+        raise bad_request(str(exc), param="messages", code=f"capability_{exc.rule}") from None
+    for text, param in texts_with_params(request):
+        tag = family.reserved_tag_in(text)
+        if tag is not None:
+            raise bad_request(f"text may not contain the media placeholder '{tag}'", param=param, code="reserved_tag")
+
+
+def _check_counts(media: MediaConfig, images: int, videos: int) -> None:
+    for kind, count, limit in (("images", images, media.max_images_per_request), ("videos", videos, media.max_videos_per_request)):
+        if count > limit:
+            raise bad_request(f"{count} {kind} in one request, over the limit of {limit}", param="messages", code=f"too_many_{kind}")
+
+
+def _check_shapes(handle: ModelHandle, caps: Capabilities, media: list[np.ndarray], params: list[str]) -> None:
+    """Every image, and every video's frames, against the model's shape rules."""
+    for array, param in zip(media, params):
+        try:
+            caps.check_image_shape(handle.name, array.shape[-2], array.shape[-3])
+        except CapabilityError as exc:
+            raise bad_request(str(exc), param=param, code=f"capability_{exc.rule}") from None
+
+
+@dataclass
+class Prepared:
+    """A request ready for its model's worker."""
+
+    engine: WorkerEngine
+    prompt: str
+    images: list[np.ndarray]
+    videos: list[np.ndarray]
+
+
+async def prepare(loader: MediaLoader, media: MediaConfig, handle: ModelHandle, request: ChatCompletionRequest, conversation: Conversation) -> Prepared:
+    """Load the model and the media side by side; checks that need the family run once it is known."""
+    _check_counts(media, len(conversation.images), len(conversation.videos))
+    _check_request(handle, request, len(conversation.images), len(conversation.videos))  # before any load, if possible
+    engine_task = asyncio.ensure_future(handle.engine())
+    try:
+        if conversation.videos and handle.capabilities is None:
+            await engine_task  # video sampling follows the family's defaults
+            _check_request(handle, request, len(conversation.images), len(conversation.videos))
+        images, videos = await asyncio.gather(loader.images(conversation.images), _videos(loader, handle, conversation))
+        engine = await engine_task
+    except MediaError as exc:
+        raise APIError(exc.status, exc.message, param=exc.param, code=exc.code) from None
+    except ModelUnavailable as exc:
+        headers = {"Retry-After": str(max(1, round(exc.retry_after)))}
+        raise APIError(503, str(exc), param="model", code="model_unavailable", headers=headers) from None
+    finally:
+        if not engine_task.done():
+            engine_task.cancel()  # the load itself goes on for the next request
+        elif not engine_task.cancelled():
+            engine_task.exception()  # retrieved: reported above or superseded by a media error
+    family, caps = handle.family, handle.capabilities
+    assert family is not None and caps is not None  # set by a successful load
+    _check_request(handle, request, len(images), len(videos))
+    _check_shapes(handle, caps, images + videos, [r.param for r in conversation.images] + [r.param for r in conversation.videos])
+    messages = conversation.messages
+    if caps.video is VideoSupport.FRAMES:
+        messages, images = videos_as_images(messages, images, videos)
+        videos = []
+        _check_counts(media, len(images), 0)  # the frames count as images
+        _check_request(handle, request, len(images), 0)
+    videos = [family.prepare_video(video) for video in videos]
+    return Prepared(engine, family.build_prompt(messages), images, videos)
+
+
+async def _videos(loader: MediaLoader, handle: ModelHandle, conversation: Conversation) -> list[np.ndarray]:
+    if not conversation.videos:
+        return []
+    caps = handle.capabilities
+    assert caps is not None  # known before videos are loaded
+    return await loader.videos(conversation.videos, caps.video_fps, caps.max_frames)
