@@ -30,7 +30,7 @@ def test_a_third_party_plugin_adds_a_family():
     manager = plugin_manager()
     manager.register(ThirdParty(), name="third-party")
     families = load_families(manager)
-    assert families.names() == ["echo", "qwen2_vl"]
+    assert {"echo", "qwen2_vl"} <= set(families.names())
     assert families.for_model_type("echo_vl").capabilities.images is False
     assert families.plugin_of["echo"] == "third-party"
 

@@ -58,7 +58,7 @@ def plugins(_: argparse.Namespace) -> int:
         max_images = "any number of" if caps.max_images is None else f"up to {caps.max_images}"
         print(f"{family.name}  (plugin {families.plugin_of[name]})")
         print(f"  {family.description}")
-        print(f"  model types: {', '.join(family.model_types)}")
+        print(f"  model types: {', '.join(family.model_types) or f'none (a model chooses it with family: {name})'}")
         print(f"  images: {'yes, ' + max_images if caps.images else 'no'}; video: {caps.video.value}")
         engine = "continuous batching" if family.continuous_batching else "VLMPipeline, one request at a time"
         print(f"  engine: {engine}")
