@@ -25,13 +25,13 @@ from vlm_router.plugins import load_families
 from vlm_router.tiny import make_tiny
 
 ROOT = Path(__file__).resolve().parent.parent
-_BUILDER_SOURCES = [ROOT / "vlm_router" / "tiny.py", ROOT / "plugins" / "qwen2_vl.py"]
 
 
-def _models_dir() -> Path:
+def _models_dir(plugin: str) -> Path:
     """A cache of tiny models keyed by the code that builds them, so reruns skip the build."""
-    digest = hashlib.sha256(b"".join(p.read_bytes() for p in _BUILDER_SOURCES)).hexdigest()[:12]
-    return ROOT / "tests" / ".tiny-models" / digest
+    sources = [ROOT / "vlm_router" / "tiny.py", ROOT / "plugins" / f"{plugin}.py"]
+    digest = hashlib.sha256(b"".join(p.read_bytes() for p in sources)).hexdigest()[:12]
+    return ROOT / "tests" / ".tiny-models" / f"{plugin}-{digest}"
 
 
 @pytest.fixture(scope="session")
@@ -41,12 +41,13 @@ def families():
 
 @pytest.fixture(scope="session")
 def tiny_models(families) -> dict[str, Path]:
-    """OpenVINO folders of tiny Qwen2-VL and Qwen2.5-VL, and the Qwen2-VL Hugging Face checkpoint."""
-    base = _models_dir()
+    """OpenVINO folders of tiny Qwen2-VL, Qwen2.5-VL and LLaVA, and the Qwen2-VL Hugging Face checkpoint."""
+    qwen, llava = _models_dir("qwen2_vl"), _models_dir("llava")
     return {
-        "qwen2_vl": make_tiny(families, "qwen2_vl", base / "qwen2_vl"),
-        "qwen2_5_vl": make_tiny(families, "qwen2_5_vl", base / "qwen2_5_vl"),
-        "qwen2_vl_hf": make_tiny(families, "qwen2_vl", base / "qwen2_vl_hf", hf_only=True),
+        "qwen2_vl": make_tiny(families, "qwen2_vl", qwen / "qwen2_vl"),
+        "qwen2_5_vl": make_tiny(families, "qwen2_5_vl", qwen / "qwen2_5_vl"),
+        "qwen2_vl_hf": make_tiny(families, "qwen2_vl", qwen / "qwen2_vl_hf", hf_only=True),
+        "llava": make_tiny(families, "llava", llava / "llava"),
     }
 
 
@@ -93,6 +94,7 @@ def server(tiny_models, families) -> Iterator[ServerThread]:
         [
             {"name": "tiny-qwen2-vl", "aliases": ["demo"], "path": str(tiny_models["qwen2_vl"]), "defaults": {"max_tokens": 16}},
             {"name": "tiny-qwen2.5-vl", "path": str(tiny_models["qwen2_5_vl"])},
+            {"name": "tiny-llava", "path": str(tiny_models["llava"])},
             {"name": "no-video", "path": str(tiny_models["qwen2_vl"]), "capabilities": {"video": "none"}},
             {"name": "video-as-frames", "path": str(tiny_models["qwen2_vl"]), "capabilities": {"video": "frames"}},
         ],

@@ -32,7 +32,7 @@ def test_greedy_output_is_deterministic(client):
     assert first.model == "tiny-qwen2-vl"
 
 
-@pytest.mark.parametrize("model", ["tiny-qwen2-vl", "tiny-qwen2.5-vl"])
+@pytest.mark.parametrize("model", ["tiny-qwen2-vl", "tiny-qwen2.5-vl", "tiny-llava"])
 def test_streamed_text_equals_non_streamed_text(client, model):
     messages = [user(image_part(RED), "What is in the picture?")]
     whole = ask(client, messages, model=model)
@@ -68,10 +68,11 @@ def test_stream_wire_format_and_usage_chunk(server):
     assert all("usage" not in o for o in objects[:-1])
 
 
-def test_images_raise_prompt_tokens(client):
-    none = ask(client, [user("Describe.")]).usage.prompt_tokens
-    one = ask(client, [user(image_part(RED), "Describe.")]).usage.prompt_tokens
-    two = ask(client, [user(image_part(RED), image_part(BLUE_JPEG), "Describe.")]).usage.prompt_tokens
+@pytest.mark.parametrize("model", ["tiny-qwen2-vl", "tiny-llava"])
+def test_images_raise_prompt_tokens(client, model):
+    none = ask(client, [user("Describe.")], model=model).usage.prompt_tokens
+    one = ask(client, [user(image_part(RED), "Describe.")], model=model).usage.prompt_tokens
+    two = ask(client, [user(image_part(RED), image_part(BLUE_JPEG), "Describe.")], model=model).usage.prompt_tokens
     assert none < one < two
 
 
@@ -131,7 +132,7 @@ def test_any_int64_seed_is_accepted(client):
 def test_models_endpoints(client, server):
     ask(client, [user("hi")])
     listed = {m.id: m for m in client.models.list().data}
-    assert set(listed) == {"tiny-qwen2-vl", "tiny-qwen2.5-vl", "no-video", "video-as-frames"}
+    assert set(listed) == {"tiny-qwen2-vl", "tiny-qwen2.5-vl", "tiny-llava", "no-video", "video-as-frames"}
     entry = listed["tiny-qwen2-vl"].model_dump()
     assert entry["family"] == "qwen2_vl" and entry["state"] == "ready" and entry["aliases"] == ["demo"]
     assert entry["capabilities"]["images"] is True and entry["capabilities"]["video"] == "native"

@@ -61,7 +61,7 @@ def test_wrong_config_stops_start_up_naming_entry_and_field(tmp_path):
 def test_make_tiny_refuses_unknown_family(tmp_path):
     result = run("make-tiny", "--family", "nope", "--out", str(tmp_path / "x"))
     assert result.returncode == 2
-    assert "buildable: qwen2_5_vl, qwen2_vl" in result.stderr
+    assert "buildable: llava, qwen2_5_vl, qwen2_vl" in result.stderr
     result = run("make-tiny", "--family", "qwen2_5_vl", "--preset", "2b", "--out", str(tmp_path / "x"))
     assert result.returncode == 2
     assert "'qwen2_5_vl' has no preset '2b'; presets: tiny" in result.stderr

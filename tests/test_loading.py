@@ -61,7 +61,7 @@ async def test_broken_model_fails_alone(aiohttp_server, families, tiny_models, t
     before = await states(client)
     assert before["broken"]["state"] == "not_loaded"
     assert before["no-plugin"]["state"] == "failed", "a missing family is known at start-up"
-    assert "family 'not_a_family' is not installed; installed: qwen2_vl" in before["no-plugin"]["error"]
+    assert "family 'not_a_family' is not installed; installed: llava, qwen2_vl" in before["no-plugin"]["error"]
     for name, reason in (("broken", "not an OpenVINO model folder"), ("no-plugin", "family 'not_a_family' is not installed")):
         with pytest.raises(openai.APIStatusError) as caught:
             await ask(client, name)
