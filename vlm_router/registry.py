@@ -75,7 +75,7 @@ class ModelHandle:
         self._load_task: asyncio.Task[WorkerEngine] | None = None
         self._failed_at = 0.0
         self._idle_timer: asyncio.TimerHandle | None = None
-        self._unloading: asyncio.Task[None] | None = None
+        self._unloading: asyncio.Task[None] | None = None  # holds the keep-alive unload task until it ends
         if config.family is not None and self.family is None:
             self._fail(self._missing_family())
 
