@@ -138,6 +138,9 @@ def test_models_endpoints(client, server):
     assert entry["capabilities"]["images"] is True and entry["capabilities"]["video"] == "native"
     one = httpx.get(server.url + "/v1/models/tiny-qwen2.5-vl").json()
     assert one["id"] == "tiny-qwen2.5-vl"
+    assert httpx.get(server.url + "/v1/models/demo").json()["id"] == "tiny-qwen2-vl", "found by alias"
+    missing = httpx.get(server.url + "/v1/models/nope")
+    assert missing.status_code == 404 and missing.json()["error"]["code"] == "model_not_found"
     assert httpx.get(server.url + "/health").json() == {"status": "ok"}
 
 

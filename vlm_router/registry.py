@@ -96,8 +96,14 @@ class ModelHandle:
     @property
     def capacity(self) -> int:
         """Requests the worker runs at once."""
-        sequential = self._engine is not None and not self._engine.batching
-        return 1 if sequential or self.config.scheduler.continuous_batching is False else self.config.scheduler.max_num_seqs
+        batching = self._engine.batching if self._engine is not None else self._batching(self.family)
+        return self.config.scheduler.max_num_seqs if batching else 1
+
+    def _batching(self, family: Family | None) -> bool:
+        """Continuous batching unless the entry or the family says otherwise (a family not known yet does not)."""
+        if self.config.scheduler.continuous_batching is not None:
+            return self.config.scheduler.continuous_batching
+        return family is None or family.continuous_batching
 
     def _family_if_known(self) -> Family | None:
         """The family, when the entry names an installed one or its folder already says which."""
@@ -171,10 +177,7 @@ class ModelHandle:
         return engine
 
     def _spec(self, family: Family, folder: Path) -> WorkerSpec:
-        batching = self.config.scheduler.continuous_batching
-        if batching is None:
-            batching = family.continuous_batching
-        scheduler = self.config.scheduler.scheduler_config() if batching else None
+        scheduler = self.config.scheduler.scheduler_config() if self._batching(family) else None
         return WorkerSpec(self.name, str(folder), self.config.device, dict(self.config.ov_config), scheduler)
 
     def _missing_family(self) -> str:

@@ -11,8 +11,8 @@ from ..media.fetch import MediaFetcher
 from ..media.loader import MediaLoader
 from ..plugins import FamilyRegistry
 from ..registry import ModelRegistry
-from .chat import ChatService, chat_completions
-from .errors import APIError, error_middleware
+from .chat import ChatService, chat_completions, find_model
+from .errors import error_middleware
 
 SERVICE = web.AppKey("service", ChatService)
 _BACKGROUND = web.AppKey("background", set)
@@ -28,12 +28,7 @@ async def list_models(request: web.Request) -> web.Response:
 
 
 async def get_model(request: web.Request) -> web.Response:
-    registry = request.app[SERVICE].registry
-    name = request.match_info["model"]
-    handle = next((h for h in registry.handles if name in h.config.names), None)
-    if handle is None:
-        raise APIError(404, f"model '{name}' does not exist", param="model", code="model_not_found")
-    return web.json_response(handle.describe())
+    return web.json_response(find_model(request.app[SERVICE].registry, request.match_info["model"]).describe())
 
 
 async def _chat(request: web.Request) -> web.StreamResponse:

@@ -47,7 +47,8 @@ async def read_json(request: web.Request) -> Any:
         raise APIError(400, f"the request body is not valid JSON: {exc}", code="invalid_json") from None
 
 
-def _find_model(registry: ModelRegistry, name: str | None) -> ModelHandle:
+def find_model(registry: ModelRegistry, name: str | None) -> ModelHandle:
+    """The model by name or alias (the default one for no name), or a 404."""
     try:
         return registry.get(name)
     except UnknownModel as exc:
@@ -67,7 +68,7 @@ def sampling_params(request: ChatCompletionRequest, defaults: GenerationDefaults
 
 async def chat_completions(request: web.Request, service: ChatService) -> web.StreamResponse:
     chat = parse_request(await read_json(request))
-    handle = _find_model(service.registry, chat.model)
+    handle = find_model(service.registry, chat.model)
     conversation = to_conversation(chat)
     try:
         handle.admit()  # from here on the model counts this request, and is not unloaded

@@ -46,10 +46,6 @@ class WorkerEngine:
         self._stopping = False
         self._dead = False
 
-    @property
-    def in_flight(self) -> int:
-        return len(self._streams)
-
     async def start(self, timeout: float) -> None:
         """Spawn the worker and wait until its model is loaded; `WorkerError` says why not."""
         loop = asyncio.get_running_loop()
