@@ -41,13 +41,13 @@ def families():
 
 @pytest.fixture(scope="session")
 def tiny_models(families) -> dict[str, Path]:
-    """OpenVINO folders of tiny Qwen2-VL, Qwen2.5-VL and LLaVA, and the Qwen2-VL Hugging Face checkpoint."""
-    qwen, llava = _models_dir("qwen2_vl"), _models_dir("llava")
+    """OpenVINO folders of a tiny model of every buildable type, and the Qwen2-VL Hugging Face checkpoint."""
+    qwen = _models_dir("qwen2_vl")
     return {
         "qwen2_vl": make_tiny(families, "qwen2_vl", qwen / "qwen2_vl"),
         "qwen2_5_vl": make_tiny(families, "qwen2_5_vl", qwen / "qwen2_5_vl"),
         "qwen2_vl_hf": make_tiny(families, "qwen2_vl", qwen / "qwen2_vl_hf", hf_only=True),
-        "llava": make_tiny(families, "llava", llava / "llava"),
+        **{t: make_tiny(families, t, _models_dir(t) / t) for t in ("llava", "llava_next", "gemma3")},  # plugin named as its type
     }
 
 
@@ -89,12 +89,14 @@ class ServerThread:
 
 @pytest.fixture(scope="session")
 def server(tiny_models, families) -> Iterator[ServerThread]:
-    """One server with both tiny models, shared by the end-to-end tests that do not change state."""
+    """One server with the tiny models, shared by the end-to-end tests that do not change state."""
     config = router_config(
         [
             {"name": "tiny-qwen2-vl", "aliases": ["demo"], "path": str(tiny_models["qwen2_vl"]), "defaults": {"max_tokens": 16}},
             {"name": "tiny-qwen2.5-vl", "path": str(tiny_models["qwen2_5_vl"])},
             {"name": "tiny-llava", "path": str(tiny_models["llava"])},
+            {"name": "tiny-llava-next", "path": str(tiny_models["llava_next"])},
+            {"name": "tiny-gemma3", "path": str(tiny_models["gemma3"])},
             {"name": "no-video", "path": str(tiny_models["qwen2_vl"]), "capabilities": {"video": "none"}},
             {"name": "video-as-frames", "path": str(tiny_models["qwen2_vl"]), "capabilities": {"video": "frames"}},
         ],

@@ -2,6 +2,7 @@
 
 import json
 import os
+import re
 import shutil
 import signal
 import socket
@@ -48,6 +49,20 @@ def test_plugins_lists_families_with_capabilities():
     assert "video: native" in result.stdout
     assert "engine: continuous batching" in result.stdout
     assert "make-tiny --family qwen2_vl: presets tiny, 2b" in result.stdout
+    listed = dict(_sections(result.stdout))
+    assert {"qwen2_vl", "phi3_v", "internvl_chat", "minicpmv", "llava", "llava_next", "gemma3"} <= set(listed)
+    assert "images: yes, any number of; video: frames, up to 8 frames" in listed["phi3_v"]
+    for name in ("internvl_chat", "minicpmv"):
+        assert "images: yes, up to 1; video: none" in listed[name]
+        assert "make-tiny: not available" in listed[name]
+    for name in ("llava", "llava_next", "gemma3"):
+        assert f"make-tiny --family {name}: presets tiny" in listed[name]
+
+
+def _sections(listing: str) -> list[tuple[str, str]]:
+    """`vlm-router plugins` output split into (family, its lines)."""
+    blocks = re.split(r"\n(?=\S)", listing.strip())
+    return [(block.split()[0], block) for block in blocks]
 
 
 def test_wrong_config_stops_start_up_naming_entry_and_field(tmp_path):
@@ -61,7 +76,7 @@ def test_wrong_config_stops_start_up_naming_entry_and_field(tmp_path):
 def test_make_tiny_refuses_unknown_family(tmp_path):
     result = run("make-tiny", "--family", "nope", "--out", str(tmp_path / "x"))
     assert result.returncode == 2
-    assert "buildable: llava, qwen2_5_vl, qwen2_vl" in result.stderr
+    assert "buildable: gemma3, llava, llava_next, qwen2_5_vl, qwen2_vl" in result.stderr
     result = run("make-tiny", "--family", "qwen2_5_vl", "--preset", "2b", "--out", str(tmp_path / "x"))
     assert result.returncode == 2
     assert "'qwen2_5_vl' has no preset '2b'; presets: tiny" in result.stderr

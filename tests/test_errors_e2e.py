@@ -39,6 +39,11 @@ def bad_requests(media_url: str) -> dict[str, tuple[int, dict | bytes, str | Non
         "file url refused": (400, with_image("file:///etc/passwd"), "messages.0.content.0.image_url.url"),
         "bare path refused": (400, with_image("/etc/passwd"), "messages.0.content.0.image_url.url"),
         "unknown content type": (400, {**GOOD, "messages": [user({"type": "audio_url", "audio_url": "x"})]}, "messages.0.content.0"),
+        "image in a system message": (
+            400,
+            {**GOOD, "messages": [{"role": "system", "content": [image_part(data_url(png_bytes()))]}, user("hi")]},
+            "messages.0.content.0",
+        ),
         "temperature out of range": (400, {**GOOD, "temperature": 3}, "temperature"),
         "top_p out of range": (400, {**GOOD, "top_p": -0.5}, "top_p"),
         "max_tokens zero": (400, {**GOOD, "max_tokens": 0}, "max_tokens"),

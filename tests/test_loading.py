@@ -1,6 +1,7 @@
 """Lazy loading, one load for concurrent first requests, failures that stay with their model."""
 
 import asyncio
+import json
 
 import openai
 import pytest
@@ -8,6 +9,8 @@ import pytest
 from vlm_router.api.app import SERVICE, create_app
 
 from .conftest import data_url, image_part, png_bytes, router_config, user
+
+BUILT_IN = ("gemma3", "internvl_chat", "llava", "llava_next", "minicpmv", "phi3_v", "qwen2_vl")
 
 
 async def start(aiohttp_server, families, models, **sections):
@@ -61,7 +64,8 @@ async def test_broken_model_fails_alone(aiohttp_server, families, tiny_models, t
     before = await states(client)
     assert before["broken"]["state"] == "not_loaded"
     assert before["no-plugin"]["state"] == "failed", "a missing family is known at start-up"
-    assert "family 'not_a_family' is not installed; installed: llava, qwen2_vl" in before["no-plugin"]["error"]
+    assert "family 'not_a_family' is not installed; installed: " in before["no-plugin"]["error"]
+    assert all(family in before["no-plugin"]["error"] for family in BUILT_IN)
     for name, reason in (("broken", "not an OpenVINO model folder"), ("no-plugin", "family 'not_a_family' is not installed")):
         with pytest.raises(openai.APIStatusError) as caught:
             await ask(client, name)
@@ -75,6 +79,27 @@ async def test_broken_model_fails_alone(aiohttp_server, families, tiny_models, t
         await ask(client, "broken")
     assert again.value.status_code == 503
     assert app[SERVICE].registry.get("broken").load_count == 1, "no new load before load_retry_s has passed"
+
+
+async def test_folders_no_family_serves_fail_with_the_reason(aiohttp_server, families, tmp_path):
+    """A model_type no family claims lists the installed families; a family may refuse a checkpoint it cannot prompt."""
+    for name, config in (("mllama", {"model_type": "mllama"}), ("internvl", {"model_type": "internvl_chat", "template": "vicuna_v1.1"})):
+        (tmp_path / name).mkdir()
+        (tmp_path / name / "config.json").write_text(json.dumps(config))
+        (tmp_path / name / "openvino_language_model.xml").write_text("<net/>")
+    _, client = await start(aiohttp_server, families, [{"name": n, "path": str(tmp_path / n)} for n in ("mllama", "internvl")])
+    reasons = {
+        "mllama": "no installed family serves model_type 'mllama'; installed families: ",
+        "internvl": "family 'internvl_chat' cannot serve",
+    }
+    for name, reason in reasons.items():
+        with pytest.raises(openai.APIStatusError) as caught:
+            await ask(client, name)
+        assert caught.value.status_code == 503
+        assert reason in caught.value.body["message"]
+    listed = (await states(client))["mllama"]["error"]
+    assert all(f"{family} (" in listed for family in BUILT_IN), listed
+    assert "conversation template 'vicuna_v1.1' is not supported" in (await states(client))["internvl"]["error"]
 
 
 async def test_failed_model_is_retried_after_the_wait(aiohttp_server, families, tiny_models, tmp_path):

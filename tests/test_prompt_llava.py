@@ -1,27 +1,18 @@
 """LLaVA-1.5 prompts equal what the model's published chat template renders for the same messages."""
 
-import jinja2.ext
 import pytest
-from jinja2.sandbox import ImmutableSandboxedEnvironment
 
 from plugins.llava import CHAT_TEMPLATE, LlavaFamily
 from vlm_router.api.messages import to_conversation
 from vlm_router.api.schema import parse_request
 
-# transformers gives `{% generation %}` a meaning for training masks; rendering ignores it.
-TEMPLATE = CHAT_TEMPLATE.replace("{% generation %}", "").replace("{% endgeneration %}", "")
+from .chat_templates import conversation, hf_messages, render
+
 IMG = {"type": "image_url", "image_url": {"url": "data:image/png;base64,AAAA"}}
 
 
 def text(value: str) -> dict:
     return {"type": "text", "text": value}
-
-
-def render_template(messages: list[dict]) -> str:
-    """The published template, with Hugging Face's `{"type": "image"}` for each image part."""
-    env = ImmutableSandboxedEnvironment(trim_blocks=True, lstrip_blocks=True, extensions=[jinja2.ext.loopcontrols])
-    hf = [{**m, "content": [{"type": "image"} if p["type"] == "image_url" else p for p in m["content"]]} for m in messages]
-    return env.from_string(TEMPLATE).render(messages=hf, add_generation_prompt=True)
 
 
 CASES = {
@@ -40,12 +31,11 @@ CASES = {
 @pytest.mark.parametrize("name", CASES)
 def test_prompt_matches_published_template(name):
     messages = CASES[name]
-    conversation = to_conversation(parse_request({"messages": messages}))
-    prompt = LlavaFamily().build_prompt(conversation.messages)
-    assert prompt == render_template(messages)
-    assert prompt.count("<image>") == len(conversation.images)
+    parsed = to_conversation(parse_request({"messages": messages}))
+    prompt = LlavaFamily().build_prompt(parsed.messages)
+    assert prompt == render(CHAT_TEMPLATE, hf_messages(messages))
+    assert prompt.count("<image>") == len(parsed.images)
 
 
 def test_string_content_reads_as_one_text_part():
-    request = parse_request({"messages": [{"role": "user", "content": "Hello"}]})
-    assert LlavaFamily().build_prompt(to_conversation(request).messages) == "USER: Hello ASSISTANT:"
+    assert LlavaFamily().build_prompt(conversation([{"role": "user", "content": "Hello"}])) == "USER: Hello ASSISTANT:"

@@ -1,12 +1,12 @@
 """Qwen2-VL prompts equal what the model's published chat template renders for the same messages."""
 
-import jinja2.ext
 import pytest
-from jinja2.sandbox import ImmutableSandboxedEnvironment
 
 from plugins.qwen2_vl import CHAT_TEMPLATE, Qwen2VLFamily
 from vlm_router.api.messages import to_conversation
 from vlm_router.api.schema import parse_request
+
+from .chat_templates import conversation, hf_messages, render
 
 IMG = {"type": "image_url", "image_url": {"url": "data:image/png;base64,AAAA"}}
 VIDEO = {"type": "video_url", "video_url": {"url": "data:video/mp4;base64,AAAA"}, "fps": 1}
@@ -14,18 +14,7 @@ FRAMES = {"type": "video", "video": ["data:image/png;base64,AAAA", "data:image/p
 
 
 def render_template(messages: list[dict]) -> str:
-    """How transformers' apply_chat_template renders a template (same jinja settings).
-
-    Hugging Face messages write a whole video as `{"type": "video", "video": url}`, as Qwen's template
-    expects; the OpenAI-style `video_url` part is translated to that.
-    """
-    env = ImmutableSandboxedEnvironment(trim_blocks=True, lstrip_blocks=True, extensions=[jinja2.ext.loopcontrols])
-    hf = [{**m, "content": [_hf_part(p) for p in m["content"]] if isinstance(m["content"], list) else m["content"]} for m in messages]
-    return env.from_string(CHAT_TEMPLATE).render(messages=hf, add_generation_prompt=True)
-
-
-def _hf_part(part: dict) -> dict:
-    return {"type": "video", "video": part["video_url"]["url"]} if part["type"] == "video_url" else part
+    return render(CHAT_TEMPLATE, hf_messages(messages))
 
 
 CASES = {
@@ -52,16 +41,15 @@ CASES = {
 @pytest.mark.parametrize("name", CASES)
 def test_prompt_matches_published_template(name):
     messages = CASES[name]
-    conversation = to_conversation(parse_request({"messages": messages}))
-    prompt = Qwen2VLFamily().build_prompt(conversation.messages)
+    parsed = to_conversation(parse_request({"messages": messages}))
+    prompt = Qwen2VLFamily().build_prompt(parsed.messages)
     assert prompt == render_template(messages)
-    assert prompt.count("<|image_pad|>") == len(conversation.images)
-    assert prompt.count("<|video_pad|>") == len(conversation.videos)
+    assert prompt.count("<|image_pad|>") == len(parsed.images)
+    assert prompt.count("<|video_pad|>") == len(parsed.videos)
 
 
 def test_developer_role_is_a_system_prompt():
-    request = parse_request({"messages": [{"role": "developer", "content": "Rules."}, {"role": "user", "content": "Hi"}]})
-    prompt = Qwen2VLFamily().build_prompt(to_conversation(request).messages)
+    prompt = Qwen2VLFamily().build_prompt(conversation([{"role": "developer", "content": "Rules."}, {"role": "user", "content": "Hi"}]))
     assert prompt == render_template([{"role": "system", "content": "Rules."}, {"role": "user", "content": "Hi"}])
     assert "You are a helpful assistant." not in prompt
 

@@ -59,13 +59,16 @@ def plugins(_: argparse.Namespace) -> int:
         print(f"{family.name}  (plugin {families.plugin_of[name]})")
         print(f"  {family.description}")
         print(f"  model types: {', '.join(family.model_types) or f'none (a model chooses it with family: {name})'}")
-        print(f"  images: {'yes, ' + max_images if caps.images else 'no'}; video: {caps.video.value}")
+        frames = f", up to {caps.max_frames} frames" if caps.max_frames is not None and caps.video.value != "none" else ""
+        print(f"  images: {'yes, ' + max_images if caps.images else 'no'}; video: {caps.video.value}{frames}")
         engine = "continuous batching" if family.continuous_batching else "VLMPipeline, one request at a time"
         print(f"  engine: {engine}")
         if family.history_images:
             print(f"  images in earlier turns: {family.history_images}")
         for model_type, presets in family.tiny_model_types().items():
             print(f"  make-tiny --family {model_type}: presets {', '.join(presets)}")
+        if not family.tiny_model_types():
+            print("  make-tiny: not available (no offline build for this family)")
     return 0
 
 

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import re
 from abc import ABC, abstractmethod
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Any
@@ -110,6 +110,14 @@ class Family(ABC):
     @abstractmethod
     def build_prompt(self, messages: Sequence[Message]) -> str:
         """The model's full prompt for `messages`, with the family's image and video tags, ready to tokenize."""
+
+    def for_model(self, config: Mapping[str, Any]) -> Family:
+        """This family as it serves the model whose `config.json` is `config`; raise `ValueError` if it cannot.
+
+        For families whose prompt format differs between checkpoints (InternVL picks its conversation
+        template in config.json); the default serves every checkpoint the same way.
+        """
+        return self
 
     def prepare_video(self, frames: np.ndarray) -> np.ndarray:
         """A video's `(frames, H, W, 3)` array as the model takes it natively (e.g. an even frame count)."""

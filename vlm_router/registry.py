@@ -120,8 +120,8 @@ class ModelHandle:
     def _detect(self, folder: Path) -> Family:
         """The family serving the `model_type` in `folder/config.json`."""
         try:
-            model_type = json.loads((folder / "config.json").read_text())["model_type"]
-        except (OSError, ValueError, KeyError) as exc:
+            model_type = _model_config(folder)["model_type"]
+        except KeyError as exc:
             raise LoadError(f"cannot read model_type from {folder / 'config.json'}: {exc}") from None
         family = self._families.for_model_type(model_type)
         if family is None:
@@ -156,7 +156,7 @@ class ModelHandle:
             if self.config.family is not None and self.family is None:
                 raise LoadError(self._missing_family())
             folder = await self._model_folder()
-            family = self.family = self.family or self._detect(folder)
+            family = self.family = _for_model(self.family or self._detect(folder), folder)
             self.memory_gb = _weights_gb(folder) + self.config.scheduler.cache_size_gb
             await self._registry.make_room(self)
             log.info("loading model '%s' from %s", self.name, folder)
@@ -272,6 +272,25 @@ class ModelHandle:
             "idle_s": round(time.monotonic() - self.last_used, 1) if engine is not None else None,
             "keep_alive_s": self.config.keep_alive_s,
         }
+
+
+def _model_config(folder: Path) -> dict[str, Any]:
+    """The model folder's `config.json`."""
+    try:
+        config = json.loads((folder / "config.json").read_text())
+    except (OSError, ValueError) as exc:
+        raise LoadError(f"cannot read {folder / 'config.json'}: {exc}") from None
+    if not isinstance(config, dict):
+        raise LoadError(f"{folder / 'config.json'} is not a JSON object")
+    return config
+
+
+def _for_model(family: Family, folder: Path) -> Family:
+    """`family` as it serves the model in `folder` (its prompt format may depend on the checkpoint)."""
+    try:
+        return family.for_model(_model_config(folder))
+    except ValueError as exc:
+        raise LoadError(f"family '{family.name}' cannot serve {folder}: {exc}") from None
 
 
 def _weights_gb(folder: Path) -> float:

@@ -9,6 +9,7 @@ import numpy as np
 
 from ..conversation import Image, Message, Part, Text, Video
 from ..media.loader import MediaRef, VideoRef
+from .errors import bad_request
 from .schema import ChatCompletionRequest, ImageURLPart, TextPart, VideoFramesPart, VideoURLPart
 
 
@@ -22,7 +23,10 @@ class Conversation:
 
 
 def to_conversation(request: ChatCompletionRequest) -> Conversation:
-    """The conversation (`developer` read as `system`) and its media in order of appearance."""
+    """The conversation (`developer` read as `system`) and its media in order of appearance.
+
+    As in OpenAI's API, only user messages carry media: a chat template may have no place for it elsewhere.
+    """
     conversation = Conversation([])
     for i, message in enumerate(request.messages):
         parts: list[Part] = []
@@ -33,6 +37,8 @@ def to_conversation(request: ChatCompletionRequest) -> Conversation:
                 param = f"messages.{i}.content.{j}"
                 if isinstance(part, TextPart):
                     parts.append(Text(part.text))
+                elif message.role != "user":
+                    raise bad_request(f"{message.role} messages take text only; images and videos go in user messages", param=param, code="invalid_value")
                 elif isinstance(part, ImageURLPart):
                     parts.append(Image(len(conversation.images)))
                     conversation.images.append(MediaRef(part.image_url.url, f"{param}.image_url.url"))

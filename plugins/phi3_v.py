@@ -1,0 +1,50 @@
+"""Phi-3.5-vision: `<|user|>` turns, `<|image_N|>` tags numbered over the whole conversation, video as frames."""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Callable, Sequence
+
+from vlm_router import hookimpl
+from vlm_router.config import VideoSupport
+from vlm_router.conversation import Image, Message, Text
+from vlm_router.family import Capabilities, Family
+
+# The chat template published with microsoft/Phi-3.5-vision-instruct (tokenizer_config.json). It takes
+# string content: the model card puts `<|image_N|>\n` for each image before the question.
+CHAT_TEMPLATE = (
+    "{% for message in messages %}{{'<|' + message['role'] + '|>' + '\n' + message['content'] + '<|end|>\n' }}"
+    "{% endfor %}{% if add_generation_prompt and messages[-1]['role'] != 'assistant' %}{{- '<|assistant|>\n' -}}{% endif %}"
+)
+#: What openvino-genai (and the model's processor) read as an image placeholder.
+_IMAGE_TAG = re.compile(r"<\|image_\d+\|>")
+
+
+def content(message: Message) -> str:
+    """A message as the model card writes it: `<|image_N|>\\n` per image, then the texts, one per line."""
+    tags = "".join(f"<|image_{part.index + 1}|>\n" for part in message.parts if isinstance(part, Image))
+    return tags + "\n".join(part.text for part in message.parts if isinstance(part, Text))
+
+
+class Phi3VisionFamily(Family):
+    name = "phi3_v"
+    model_types = ("phi3_v",)
+    # A video becomes its frames, each an image; 8 frames keep the prompt within a few thousand tokens.
+    capabilities = Capabilities(images=True, max_images=None, video=VideoSupport.FRAMES, max_frames=8, video_fps=1.0)
+    description = "Phi-3.5-vision (<|user|>/<|assistant|> turns, <|image_N|> per image before the turn's text)"
+    history_images = "kept: images of earlier turns keep their <|image_N|> tags and are encoded again"
+
+    def reserved_tag_in(self, text: str) -> str | None:
+        match = _IMAGE_TAG.search(text)
+        return match.group(0) if match else super().reserved_tag_in(text)
+
+    def build_prompt(self, messages: Sequence[Message]) -> str:
+        out = [f"<|{message.role}|>\n{content(message)}<|end|>\n" for message in messages]
+        if not messages or messages[-1].role != "assistant":
+            out.append("<|assistant|>\n")
+        return "".join(out)
+
+
+@hookimpl
+def register_families(register: Callable[[Family], None]) -> None:
+    register(Phi3VisionFamily())

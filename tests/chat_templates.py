@@ -1,0 +1,44 @@
+"""Published chat templates rendered as transformers' `apply_chat_template` renders them, for prompt tests."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import jinja2.ext
+from jinja2.sandbox import ImmutableSandboxedEnvironment
+
+from vlm_router.api.messages import to_conversation
+from vlm_router.api.schema import parse_request
+from vlm_router.conversation import Message
+
+
+def _raise(message: str) -> None:
+    raise jinja2.TemplateError(message)
+
+
+def render(template: str, messages: list[dict[str, Any]], **context: Any) -> str:
+    """`template` rendered for `messages` with the generation prompt, under transformers' jinja settings.
+
+    `{% generation %}` (transformers' marker for training masks) renders its content as is.
+    """
+    env = ImmutableSandboxedEnvironment(trim_blocks=True, lstrip_blocks=True, extensions=[jinja2.ext.loopcontrols])
+    env.globals["raise_exception"] = _raise
+    template = template.replace("{% generation %}", "").replace("{% endgeneration %}", "")
+    return env.from_string(template).render(messages=messages, add_generation_prompt=True, **context)
+
+
+def hf_messages(messages: list[dict[str, Any]]) -> list[dict[str, Any]]:
+    """OpenAI messages as Hugging Face writes them: `{"type": "image"}` per image, a whole video as `{"type": "video"}`."""
+    def part(p: dict[str, Any]) -> dict[str, Any]:
+        if p["type"] == "image_url":
+            return {"type": "image"}
+        if p["type"] == "video_url":
+            return {"type": "video", "video": p["video_url"]["url"]}
+        return p
+
+    return [{**m, "content": [part(p) for p in m["content"]] if isinstance(m["content"], list) else m["content"]} for m in messages]
+
+
+def conversation(messages: list[dict[str, Any]]) -> list[Message]:
+    """OpenAI messages as a family sees them, through the request parser."""
+    return to_conversation(parse_request({"messages": messages})).messages
