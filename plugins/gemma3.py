@@ -73,6 +73,7 @@ def _render(part: Part, trim: bool = True) -> str:
 class Gemma3Family(Family):
     name = "gemma3"
     model_types = ("gemma3",)  # `gemma3_text` (Gemma 3 1B) is a text-only model
+    architectures = ("Gemma3ForConditionalGeneration",)
     capabilities = Capabilities(images=True, max_images=None, video=VideoSupport.NONE)
     description = "Gemma 3 (<start_of_turn>user/model turns, system folded into the first turn, <start_of_image> per image)"
     history_images = "kept: images of earlier turns stay in the prompt at their place and are encoded again"

@@ -57,6 +57,7 @@ def content(message: Message) -> str:
 class InternVLFamily(Family):
     name = "internvl_chat"
     model_types = ("internvl_chat",)
+    architectures = ("InternVLChatModel",)
     capabilities = Capabilities(images=True, max_images=1, video=VideoSupport.NONE)
     description = "InternVL2/2.5 (the conversation template config.json names, <image> per image before the text)"
     history_images = "kept: an image of an earlier turn keeps its <image> tag and is encoded again"

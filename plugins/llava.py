@@ -28,6 +28,7 @@ CHAT_TEMPLATE = (
 class LlavaFamily(Family):
     name = "llava"
     model_types = ("llava",)
+    architectures = ("LlavaForConditionalGeneration",)
     capabilities = Capabilities(images=True, max_images=None, video=VideoSupport.NONE)
     description = "LLaVA-1.5 (USER:/ASSISTANT: turns, <image> per image before the turn's text)"
     history_images = "kept: images of earlier turns stay at the start of their turn and are encoded again"

@@ -33,6 +33,7 @@ PINPOINTS = ((336, 672), (672, 336), (672, 672), (1008, 336), (336, 1008))
 class LlavaNextFamily(Family):
     name = "llava_next"
     model_types = ("llava_next",)
+    architectures = ("LlavaNextForConditionalGeneration",)
     # openvino-genai fails on an image whose features, unpadded, keep no row or column. With llava-v1.6's tiles
     # that is past 24:1 for a wide image up to 336 px wide (48:1 up to 672 px, 72:1 beyond), 48:1 or 72:1 tall.
     capabilities = Capabilities(images=True, max_images=None, video=VideoSupport.NONE, max_aspect_ratio=24)

@@ -32,6 +32,7 @@ def content(message: Message) -> str:
 class MiniCPMVFamily(Family):
     name = "minicpmv"
     model_types = ("minicpmv",)
+    architectures = ("MiniCPMV",)
     capabilities = Capabilities(images=True, max_images=1, video=VideoSupport.NONE)
     description = "MiniCPM-V-2.6 (ChatML, <image>./</image> per image where it appears)"
     history_images = "kept: images of earlier turns stay at their place and are encoded again"

@@ -29,6 +29,7 @@ def content(message: Message) -> str:
 class Phi3VisionFamily(Family):
     name = "phi3_v"
     model_types = ("phi3_v",)
+    architectures = ("Phi3VForCausalLM",)
     # A video becomes its frames, each an image; 8 frames keep the prompt within a few thousand tokens.
     capabilities = Capabilities(images=True, max_images=None, video=VideoSupport.FRAMES, max_frames=8, video_fps=1.0)
     description = "Phi-3.5-vision (<|user|>/<|assistant|> turns, <|image_N|> per image before the turn's text)"

@@ -50,6 +50,7 @@ def _render(part: Part) -> str:
 class Qwen2VLFamily(Family):
     name = "qwen2_vl"
     model_types = ("qwen2_vl", "qwen2_5_vl")
+    architectures = ("Qwen2VLForConditionalGeneration", "Qwen2_5_VLForConditionalGeneration")
     capabilities = Capabilities(images=True, max_images=None, video=VideoSupport.NATIVE, max_aspect_ratio=200)
     description = "Qwen2-VL and Qwen2.5-VL (ChatML, <|vision_start|><|image_pad|><|vision_end|> per image)"
     history_images = "kept: images of earlier turns stay in the prompt at their place and are encoded again"

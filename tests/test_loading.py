@@ -83,13 +83,13 @@ async def test_broken_model_fails_alone(aiohttp_server, families, tiny_models, t
 
 async def test_folders_no_family_serves_fail_with_the_reason(aiohttp_server, families, tmp_path):
     """A model_type no family claims lists the installed families; a family may refuse a checkpoint it cannot prompt."""
-    for name, config in (("mllama", {"model_type": "mllama"}), ("internvl", {"model_type": "internvl_chat", "template": "vicuna_v1.1"})):
+    for name, config in (("mllama", {"model_type": "mllama", "architectures": ["MllamaForConditionalGeneration"]}), ("internvl", {"model_type": "internvl_chat", "template": "vicuna_v1.1"})):
         (tmp_path / name).mkdir()
         (tmp_path / name / "config.json").write_text(json.dumps(config))
         (tmp_path / name / "openvino_language_model.xml").write_text("<net/>")
     _, client = await start(aiohttp_server, families, [{"name": n, "path": str(tmp_path / n)} for n in ("mllama", "internvl")])
     reasons = {
-        "mllama": "no installed family serves model_type 'mllama'; installed families: ",
+        "mllama": "no installed family serves model_type 'mllama' or architectures ['MllamaForConditionalGeneration']; installed families: ",
         "internvl": "family 'internvl_chat' cannot serve",
     }
     for name, reason in reasons.items():

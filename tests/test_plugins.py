@@ -61,3 +61,20 @@ def test_a_model_type_claimed_twice_is_refused():
     manager.register(Plugin(), name="copycat")
     with pytest.raises(PluginError, match="model_type 'qwen2_vl' is claimed by both"):
         load_families(manager)
+
+
+def test_a_folder_is_matched_by_model_type_then_by_architecture():
+    families = load_families()
+    assert families.for_config({"model_type": "llava_next"}) is families.get("llava_next")
+    fine_tune = {"model_type": "my_gemma3_finetune", "architectures": ["Gemma3ForConditionalGeneration"]}
+    assert families.for_config(fine_tune) is families.get("gemma3")
+    assert families.for_config({"model_type": "mllama", "architectures": ["MllamaForConditionalGeneration"]}) is None
+
+
+def test_an_architecture_two_families_list_identifies_neither():
+    """EchoFamily inherits Qwen2-VL's architectures; neither family is then picked by them."""
+    manager = plugin_manager()
+    manager.register(ThirdParty(), name="third-party")
+    families = load_families(manager)
+    assert families.for_config({"model_type": "x", "architectures": ["Qwen2VLForConditionalGeneration"]}) is None
+    assert families.for_config({"model_type": "qwen2_vl"}) is families.get("qwen2_vl")

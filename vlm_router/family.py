@@ -88,6 +88,9 @@ class Family(ABC):
     name: str
     #: `model_type` values in a model folder's config.json that this family serves.
     model_types: tuple[str, ...]
+    #: `architectures` in config.json this family serves, for a folder whose `model_type` no family claims
+    #: (only when it has `model_types`; one listed by two families identifies neither).
+    architectures: tuple[str, ...] = ()
     #: Default capabilities; models.yaml may override them per model.
     capabilities: Capabilities
     #: One line for `vlm-router plugins`.

@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from dataclasses import dataclass, field
+from typing import Any
 
 import pluggy
 
@@ -21,6 +23,8 @@ class FamilyRegistry:
     families: dict[str, Family] = field(default_factory=dict)
     plugin_of: dict[str, str] = field(default_factory=dict)
     _by_model_type: dict[str, Family] = field(default_factory=dict)
+    #: None for an architecture two families list (a subclass inherits its parent's): it identifies neither.
+    _by_architecture: dict[str, Family | None] = field(default_factory=dict)
 
     def add(self, family: Family, plugin: str) -> None:
         if family.name in self.families:
@@ -33,12 +37,22 @@ class FamilyRegistry:
         self.plugin_of[family.name] = plugin
         for model_type in family.model_types:
             self._by_model_type[model_type] = family
+        for architecture in family.architectures if family.model_types else ():  # none: chosen by name only
+            self._by_architecture[architecture] = None if architecture in self._by_architecture else family
 
     def get(self, name: str) -> Family | None:
         return self.families.get(name)
 
     def for_model_type(self, model_type: str) -> Family | None:
         return self._by_model_type.get(model_type)
+
+    def for_config(self, config: Mapping[str, Any]) -> Family | None:
+        """The family serving a model folder's `config.json`: by its `model_type`, else by its `architectures`."""
+        family = self._by_model_type.get(str(config.get("model_type")))
+        architectures = config.get("architectures")
+        if family is None and isinstance(architectures, list):
+            family = next((f for a in architectures if (f := self._by_architecture.get(a)) is not None), None)
+        return family
 
     def names(self) -> list[str]:
         return sorted(self.families)

@@ -118,15 +118,13 @@ class ModelHandle:
             return None
 
     def _detect(self, folder: Path) -> Family:
-        """The family serving the `model_type` in `folder/config.json`."""
-        try:
-            model_type = _model_config(folder)["model_type"]
-        except KeyError as exc:
-            raise LoadError(f"cannot read model_type from {folder / 'config.json'}: {exc}") from None
-        family = self._families.for_model_type(model_type)
+        """The family serving the model in `folder`, by its `config.json`."""
+        config = _model_config(folder)
+        family = self._families.for_config(config)
         if family is None:
+            architectures = f" or architectures {config['architectures']}" if config.get("architectures") else ""
             raise LoadError(
-                f"no installed family serves model_type '{model_type}'; installed families: "
+                f"no installed family serves model_type '{config.get('model_type')}'{architectures}; installed families: "
                 + ", ".join(f"{f.name} ({', '.join(f.model_types)})" for f in self._families.families.values())
             )
         return family

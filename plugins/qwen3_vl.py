@@ -1,0 +1,233 @@
+"""Qwen3-VL: ChatML prompts, no default system prompt, vision start/pad/end tokens where each image or video is."""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Sequence
+from pathlib import Path
+
+from vlm_router import hookimpl
+from vlm_router.config import VideoSupport
+from vlm_router.conversation import Image, Message, Part, Video
+from vlm_router.family import Capabilities, Family
+
+IMAGE_TAG = "<|vision_start|><|image_pad|><|vision_end|>"
+VIDEO_TAG = "<|vision_start|><|video_pad|><|vision_end|>"
+#: Qwen3-VL's special tokens, in the order of their ids (151643...) in the published tokenizer.
+SPECIAL_TOKENS = (
+    "<|endoftext|>", "<|im_start|>", "<|im_end|>", "<|object_ref_start|>", "<|object_ref_end|>",
+    "<|box_start|>", "<|box_end|>", "<|quad_start|>", "<|quad_end|>", "<|vision_start|>", "<|vision_end|>",
+    "<|vision_pad|>", "<|image_pad|>", "<|video_pad|>",
+)  # fmt: skip
+
+# The chat template published with Qwen/Qwen3-VL-2B-Instruct and Qwen/Qwen3-VL-8B-Instruct (chat_template.json).
+CHAT_TEMPLATE = (
+    "{%- if tools %}\n"
+    "    {{- '<|im_start|>system\\n' }}\n"
+    "    {%- if messages[0].role == 'system' %}\n"
+    "        {%- if messages[0].content is string %}\n"
+    "            {{- messages[0].content }}\n"
+    "        {%- else %}\n"
+    "            {%- for content in messages[0].content %}\n"
+    "                {%- if 'text' in content %}\n"
+    "                    {{- content.text }}\n"
+    "                {%- endif %}\n"
+    "            {%- endfor %}\n"
+    "        {%- endif %}\n"
+    "        {{- '\\n\\n' }}\n"
+    "    {%- endif %}\n"
+    '    {{- "# Tools\\n\\nYou may call one or more functions to assist with the user query.\\n\\nYou are provided with function signatures within <tools></tools> XML tags:\\n<tools>" }}\n'
+    "    {%- for tool in tools %}\n"
+    '        {{- "\\n" }}\n'
+    "        {{- tool | tojson }}\n"
+    "    {%- endfor %}\n"
+    '    {{- "\\n</tools>\\n\\nFor each function call, return a json object with function name and arguments within <tool_call></tool_call> XML tags:\\n<tool_call>\\n{\\"name\\": <function-name>, \\"arguments\\": <args-json-object>}\\n</tool_call><|im_end|>\\n" }}\n'
+    "{%- else %}\n"
+    "    {%- if messages[0].role == 'system' %}\n"
+    "        {{- '<|im_start|>system\\n' }}\n"
+    "        {%- if messages[0].content is string %}\n"
+    "            {{- messages[0].content }}\n"
+    "        {%- else %}\n"
+    "            {%- for content in messages[0].content %}\n"
+    "                {%- if 'text' in content %}\n"
+    "                    {{- content.text }}\n"
+    "                {%- endif %}\n"
+    "            {%- endfor %}\n"
+    "        {%- endif %}\n"
+    "        {{- '<|im_end|>\\n' }}\n"
+    "    {%- endif %}\n"
+    "{%- endif %}\n"
+    "{%- set image_count = namespace(value=0) %}\n"
+    "{%- set video_count = namespace(value=0) %}\n"
+    "{%- for message in messages %}\n"
+    '    {%- if message.role == "user" %}\n'
+    "        {{- '<|im_start|>' + message.role + '\\n' }}\n"
+    "        {%- if message.content is string %}\n"
+    "            {{- message.content }}\n"
+    "        {%- else %}\n"
+    "            {%- for content in message.content %}\n"
+    "                {%- if content.type == 'image' or 'image' in content or 'image_url' in content %}\n"
+    "                    {%- set image_count.value = image_count.value + 1 %}\n"
+    "                    {%- if add_vision_id %}Picture {{ image_count.value }}: {% endif -%}\n"
+    "                    <|vision_start|><|image_pad|><|vision_end|>\n"
+    "                {%- elif content.type == 'video' or 'video' in content %}\n"
+    "                    {%- set video_count.value = video_count.value + 1 %}\n"
+    "                    {%- if add_vision_id %}Video {{ video_count.value }}: {% endif -%}\n"
+    "                    <|vision_start|><|video_pad|><|vision_end|>\n"
+    "                {%- elif 'text' in content %}\n"
+    "                    {{- content.text }}\n"
+    "                {%- endif %}\n"
+    "            {%- endfor %}\n"
+    "        {%- endif %}\n"
+    "        {{- '<|im_end|>\\n' }}\n"
+    '    {%- elif message.role == "assistant" %}\n'
+    "        {{- '<|im_start|>' + message.role + '\\n' }}\n"
+    "        {%- if message.content is string %}\n"
+    "            {{- message.content }}\n"
+    "        {%- else %}\n"
+    "            {%- for content_item in message.content %}\n"
+    "                {%- if 'text' in content_item %}\n"
+    "                    {{- content_item.text }}\n"
+    "                {%- endif %}\n"
+    "            {%- endfor %}\n"
+    "        {%- endif %}\n"
+    "        {%- if message.tool_calls %}\n"
+    "            {%- for tool_call in message.tool_calls %}\n"
+    "                {%- if (loop.first and message.content) or (not loop.first) %}\n"
+    "                    {{- '\\n' }}\n"
+    "                {%- endif %}\n"
+    "                {%- if tool_call.function %}\n"
+    "                    {%- set tool_call = tool_call.function %}\n"
+    "                {%- endif %}\n"
+    '                {{- \'<tool_call>\\n{"name": "\' }}\n'
+    "                {{- tool_call.name }}\n"
+    '                {{- \'", "arguments": \' }}\n'
+    "                {%- if tool_call.arguments is string %}\n"
+    "                    {{- tool_call.arguments }}\n"
+    "                {%- else %}\n"
+    "                    {{- tool_call.arguments | tojson }}\n"
+    "                {%- endif %}\n"
+    "                {{- '}\\n</tool_call>' }}\n"
+    "            {%- endfor %}\n"
+    "        {%- endif %}\n"
+    "        {{- '<|im_end|>\\n' }}\n"
+    '    {%- elif message.role == "tool" %}\n'
+    '        {%- if loop.first or (messages[loop.index0 - 1].role != "tool") %}\n'
+    "            {{- '<|im_start|>user' }}\n"
+    "        {%- endif %}\n"
+    "        {{- '\\n<tool_response>\\n' }}\n"
+    "        {%- if message.content is string %}\n"
+    "            {{- message.content }}\n"
+    "        {%- else %}\n"
+    "            {%- for content in message.content %}\n"
+    "                {%- if content.type == 'image' or 'image' in content or 'image_url' in content %}\n"
+    "                    {%- set image_count.value = image_count.value + 1 %}\n"
+    "                    {%- if add_vision_id %}Picture {{ image_count.value }}: {% endif -%}\n"
+    "                    <|vision_start|><|image_pad|><|vision_end|>\n"
+    "                {%- elif content.type == 'video' or 'video' in content %}\n"
+    "                    {%- set video_count.value = video_count.value + 1 %}\n"
+    "                    {%- if add_vision_id %}Video {{ video_count.value }}: {% endif -%}\n"
+    "                    <|vision_start|><|video_pad|><|vision_end|>\n"
+    "                {%- elif 'text' in content %}\n"
+    "                    {{- content.text }}\n"
+    "                {%- endif %}\n"
+    "            {%- endfor %}\n"
+    "        {%- endif %}\n"
+    "        {{- '\\n</tool_response>' }}\n"
+    '        {%- if loop.last or (messages[loop.index0 + 1].role != "tool") %}\n'
+    "            {{- '<|im_end|>\\n' }}\n"
+    "        {%- endif %}\n"
+    "    {%- endif %}\n"
+    "{%- endfor %}\n"
+    "{%- if add_generation_prompt %}\n"
+    "    {{- '<|im_start|>assistant\\n' }}\n"
+    "{%- endif %}\n"
+)
+
+
+def _render(part: Part) -> str:
+    if isinstance(part, Image):
+        return IMAGE_TAG
+    if isinstance(part, Video):
+        return VIDEO_TAG
+    return part.text
+
+
+class Qwen3VLFamily(Family):
+    name = "qwen3_vl"
+    model_types = ("qwen3_vl",)  # `qwen3_vl_moe` neither optimum-intel exports nor openvino-genai runs
+    capabilities = Capabilities(images=True, max_images=None, video=VideoSupport.NATIVE, max_aspect_ratio=200)
+    description = "Qwen3-VL (ChatML without a default system prompt, <|vision_start|><|image_pad|><|vision_end|> per image)"
+    history_images = "kept: images of earlier turns stay in the prompt at their place and are encoded again"
+    reserved_tags = ("<|vision_start|>", "<|vision_end|>", "<|image_pad|>", "<|video_pad|>")
+
+    def build_prompt(self, messages: Sequence[Message]) -> str:
+        """The published template's rendering: a ChatML turn per message, media tags where the media are.
+
+        The template renders only a leading system message and drops later ones; this keeps a later
+        system message as a system turn at its place, as Qwen2-VL's and Qwen3's templates do.
+        """
+        out: list[str] = []
+        for message in messages:
+            out.append(f"<|im_start|>{message.role}\n")
+            out.extend(_render(part) for part in message.parts)
+            out.append("<|im_end|>\n")
+        out.append("<|im_start|>assistant\n")
+        return "".join(out)
+
+    def tiny_model_types(self) -> dict[str, tuple[str, ...]]:
+        return {"qwen3_vl": ("tiny",)}
+
+    def build_tiny(self, model_type: str, out_dir: Path, preset: str = "tiny") -> None:
+        import transformers
+        from transformers.models.qwen3_vl.video_processing_qwen3_vl import Qwen3VLVideoProcessor
+
+        from vlm_router.tiny import TINY_VOCAB, seeded, train_tokenizer
+
+        tokenizer = transformers.Qwen2TokenizerFast(
+            tokenizer_object=train_tokenizer(SPECIAL_TOKENS, TINY_VOCAB),
+            eos_token="<|im_end|>",
+            pad_token="<|endoftext|>",
+            unk_token=None,
+            bos_token=None,
+        )
+        ids = {token: tokenizer.convert_tokens_to_ids(token) for token in SPECIAL_TOKENS}
+        text = transformers.Qwen3VLTextConfig(
+            vocab_size=TINY_VOCAB, hidden_size=64, intermediate_size=128, num_hidden_layers=2, num_attention_heads=4,
+            num_key_value_heads=2, head_dim=16, max_position_embeddings=4096, tie_word_embeddings=False,
+            rope_scaling={"rope_type": "default", "mrope_section": [4, 2, 2], "mrope_interleaved": True},
+        )  # fmt: skip  (the mrope sections add up to head_dim / 2, as Qwen3-VL-2B's [24, 20, 20] do for 128)
+        vision = {
+            "depth": 3, "hidden_size": 32, "intermediate_size": 64, "num_heads": 2, "out_hidden_size": 64,
+            "patch_size": 16, "spatial_merge_size": 2, "temporal_patch_size": 2, "num_position_embeddings": 64,
+            "deepstack_visual_indexes": [0, 1],
+        }  # fmt: skip  (one deepstack feature per vision layer listed, added to as many text layers)
+        config = transformers.Qwen3VLConfig(
+            text_config=text.to_dict(),
+            vision_config=vision,
+            image_token_id=ids["<|image_pad|>"],
+            video_token_id=ids["<|video_pad|>"],
+            vision_start_token_id=ids["<|vision_start|>"],
+            vision_end_token_id=ids["<|vision_end|>"],
+            bos_token_id=ids["<|endoftext|>"],
+            eos_token_id=ids["<|im_end|>"],
+            pad_token_id=ids["<|endoftext|>"],
+        )
+        with seeded():
+            model = transformers.Qwen3VLForConditionalGeneration(config).eval()
+        model.save_pretrained(out_dir)
+        model.generation_config.save_pretrained(out_dir)
+        pixels = {"shortest_edge": 32 * 32 * 4, "longest_edge": 32 * 32 * 64}  # 4 to 64 image tokens
+        processor = transformers.Qwen3VLProcessor(
+            image_processor=transformers.Qwen2VLImageProcessorFast(
+                size=pixels, patch_size=16, merge_size=2, temporal_patch_size=2, image_mean=[0.5] * 3, image_std=[0.5] * 3
+            ),
+            tokenizer=tokenizer,
+            video_processor=Qwen3VLVideoProcessor(size=pixels),
+            chat_template=CHAT_TEMPLATE,
+        )
+        processor.save_pretrained(out_dir)
+
+
+@hookimpl
+def register_families(register: Callable[[Family], None]) -> None:
+    register(Qwen3VLFamily())
