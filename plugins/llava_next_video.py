@@ -1,9 +1,10 @@
-"""LLaVA-NeXT-Video (7B, Vicuna): `USER: <image>\\n<video>\\n... ASSISTANT:` prompts, a turn's images, then its videos, then its text."""
+"""LLaVA-NeXT-Video 7B (Vicuna): `USER: <image>\\n<video>\\n... ASSISTANT:` prompts, a turn's media before its text."""
 
 from __future__ import annotations
 
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from pathlib import Path
+from typing import Any
 
 from plugins.llava_next import PINPOINTS
 from vlm_router import hookimpl
@@ -35,11 +36,19 @@ class LlavaNextVideoFamily(Family):
     model_types = ("llava_next_video",)
     architectures = ("LlavaNextVideoForConditionalGeneration",)
     # Trained on 32 frames a clip; openvino-genai takes any count, 144 tokens a frame (24x24 patches pooled 2x2).
-    # Images go through LLaVA-NeXT's tiles, with the same aspect-ratio limit as the llava_next family.
+    # Images take LLaVA-NeXT's tiles, and openvino-genai fails as for llava_next on an image whose unpadded
+    # features keep no row or column: past 24:1 for a wide image up to 336 px wide (48:1 up to 672 px, 72:1 beyond).
     capabilities = Capabilities(images=True, max_images=None, video=VideoSupport.NATIVE, max_frames=32, max_aspect_ratio=24)
     description = "LLaVA-NeXT-Video 7B (USER:/ASSISTANT: turns, <image> per image then <video> per video before the turn's text)"
     history_images = "kept: images and videos of earlier user turns stay at the start of their turn and are encoded again"
     reserved_tags = (IMAGE_TAG, VIDEO_TAG)
+
+    def for_model(self, config: Mapping[str, Any]) -> LlavaNextVideoFamily:
+        """The Vicuna-based 7B checkpoints; the Mistral-based 7B-32K was trained on another prompt."""
+        text_model = config.get("text_config", {}).get("model_type")
+        if text_model != "llama":
+            raise ValueError(f"the llava_next_video family writes the Vicuna USER:/ASSISTANT: prompt; this checkpoint's text model is {text_model!r}")
+        return self
 
     def build_prompt(self, messages: Sequence[Message]) -> str:
         """As the template: openvino-genai's tokenizer adds the `<s>` itself."""
@@ -58,7 +67,9 @@ class LlavaNextVideoFamily(Family):
 
     def build_tiny(self, model_type: str, out_dir: Path, preset: str = "tiny") -> None:
         import transformers
-        from transformers.models.llava_next_video.video_processing_llava_next_video import LlavaNextVideoVideoProcessor
+        from transformers.models.llava_next_video.video_processing_llava_next_video import (
+            LlavaNextVideoVideoProcessor,
+        )
 
         from vlm_router.tiny import TINY_VOCAB, seeded, train_tokenizer
 
@@ -74,7 +85,7 @@ class LlavaNextVideoFamily(Family):
         ids = {token: tokenizer.convert_tokens_to_ids(token) for token in SPECIAL_TOKENS}
         text = transformers.LlamaConfig(
             vocab_size=TINY_VOCAB, hidden_size=64, intermediate_size=128, num_hidden_layers=2, num_attention_heads=4,
-            num_key_value_heads=2, max_position_embeddings=8192,
+            num_key_value_heads=2, max_position_embeddings=8192,  # 32 frames are 4608 tokens
             bos_token_id=ids["<s>"], eos_token_id=ids["</s>"], pad_token_id=ids["<pad>"],
         )  # fmt: skip
         vision = transformers.CLIPVisionConfig(

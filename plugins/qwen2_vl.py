@@ -56,10 +56,13 @@ class Qwen2VLFamily(Family):
     history_images = "kept: images of earlier turns stay in the prompt at their place and are encoded again"
     reserved_tags = ("<|vision_start|>", "<|vision_end|>", "<|image_pad|>", "<|video_pad|>")
 
+    #: The system prompt the template writes when the chat has none (Qwen3-VL's writes none).
+    default_system: str | None = DEFAULT_SYSTEM
+
     def build_prompt(self, messages: Sequence[Message]) -> str:
         out: list[str] = []
-        if not messages or messages[0].role != "system":
-            out.append(f"<|im_start|>system\n{DEFAULT_SYSTEM}<|im_end|>\n")
+        if self.default_system is not None and (not messages or messages[0].role != "system"):
+            out.append(f"<|im_start|>system\n{self.default_system}<|im_end|>\n")
         for message in messages:
             out.append(f"<|im_start|>{message.role}\n")
             out.extend(_render(part) for part in message.parts)

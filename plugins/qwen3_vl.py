@@ -2,16 +2,14 @@
 
 from __future__ import annotations
 
-from collections.abc import Callable, Sequence
+from collections.abc import Callable
 from pathlib import Path
 
+from plugins.qwen2_vl import Qwen2VLFamily
 from vlm_router import hookimpl
 from vlm_router.config import VideoSupport
-from vlm_router.conversation import Image, Message, Part, Video
 from vlm_router.family import Capabilities, Family
 
-IMAGE_TAG = "<|vision_start|><|image_pad|><|vision_end|>"
-VIDEO_TAG = "<|vision_start|><|video_pad|><|vision_end|>"
 #: Qwen3-VL's special tokens, in the order of their ids (151643...) in the published tokenizer.
 SPECIAL_TOKENS = (
     "<|endoftext|>", "<|im_start|>", "<|im_end|>", "<|object_ref_start|>", "<|object_ref_end|>",
@@ -144,42 +142,26 @@ CHAT_TEMPLATE = (
 )
 
 
-def _render(part: Part) -> str:
-    if isinstance(part, Image):
-        return IMAGE_TAG
-    if isinstance(part, Video):
-        return VIDEO_TAG
-    return part.text
+class Qwen3VLFamily(Qwen2VLFamily):
+    """Qwen2-VL's prompt without its default system prompt; a video reaches the model as its frames.
 
+    openvino-genai resamples a native Qwen3-VL video by the frame rate it is told, 24 fps when none is
+    given, which leaves about 4 of the frames the router sampled; until the router passes each video's
+    frame timing, frames as images keep all of them.
+    """
 
-class Qwen3VLFamily(Family):
     name = "qwen3_vl"
     model_types = ("qwen3_vl",)  # `qwen3_vl_moe` neither optimum-intel exports nor openvino-genai runs
-    capabilities = Capabilities(images=True, max_images=None, video=VideoSupport.NATIVE, max_aspect_ratio=200)
+    architectures = ("Qwen3VLForConditionalGeneration",)
+    capabilities = Capabilities(images=True, max_images=None, video=VideoSupport.FRAMES, max_frames=8, max_aspect_ratio=200)
     description = "Qwen3-VL (ChatML without a default system prompt, <|vision_start|><|image_pad|><|vision_end|> per image)"
-    history_images = "kept: images of earlier turns stay in the prompt at their place and are encoded again"
-    reserved_tags = ("<|vision_start|>", "<|vision_end|>", "<|image_pad|>", "<|video_pad|>")
-
-    def build_prompt(self, messages: Sequence[Message]) -> str:
-        """The published template's rendering: a ChatML turn per message, media tags where the media are.
-
-        The template renders only a leading system message and drops later ones; this keeps a later
-        system message as a system turn at its place, as Qwen2-VL's and Qwen3's templates do.
-        """
-        out: list[str] = []
-        for message in messages:
-            out.append(f"<|im_start|>{message.role}\n")
-            out.extend(_render(part) for part in message.parts)
-            out.append("<|im_end|>\n")
-        out.append("<|im_start|>assistant\n")
-        return "".join(out)
+    default_system = None
 
     def tiny_model_types(self) -> dict[str, tuple[str, ...]]:
         return {"qwen3_vl": ("tiny",)}
 
     def build_tiny(self, model_type: str, out_dir: Path, preset: str = "tiny") -> None:
         import transformers
-        from transformers.models.qwen3_vl.video_processing_qwen3_vl import Qwen3VLVideoProcessor
 
         from vlm_router.tiny import TINY_VOCAB, seeded, train_tokenizer
 
@@ -191,18 +173,18 @@ class Qwen3VLFamily(Family):
             bos_token=None,
         )
         ids = {token: tokenizer.convert_tokens_to_ids(token) for token in SPECIAL_TOKENS}
-        text = transformers.Qwen3VLTextConfig(
-            vocab_size=TINY_VOCAB, hidden_size=64, intermediate_size=128, num_hidden_layers=2, num_attention_heads=4,
-            num_key_value_heads=2, head_dim=16, max_position_embeddings=4096, tie_word_embeddings=False,
-            rope_scaling={"rope_type": "default", "mrope_section": [4, 2, 2], "mrope_interleaved": True},
-        )  # fmt: skip  (the mrope sections add up to head_dim / 2, as Qwen3-VL-2B's [24, 20, 20] do for 128)
+        text = {
+            "vocab_size": TINY_VOCAB, "hidden_size": 64, "intermediate_size": 128, "num_hidden_layers": 2,
+            "num_attention_heads": 4, "num_key_value_heads": 2, "head_dim": 16, "max_position_embeddings": 4096,
+            "rope_scaling": {"rope_type": "default", "mrope_section": [4, 2, 2], "mrope_interleaved": True},
+        }  # fmt: skip  (the mrope sections add up to head_dim / 2, as Qwen3-VL-2B's [24, 20, 20] do for 128)
         vision = {
             "depth": 3, "hidden_size": 32, "intermediate_size": 64, "num_heads": 2, "out_hidden_size": 64,
             "patch_size": 16, "spatial_merge_size": 2, "temporal_patch_size": 2, "num_position_embeddings": 64,
             "deepstack_visual_indexes": [0, 1],
         }  # fmt: skip  (one deepstack feature per vision layer listed, added to as many text layers)
         config = transformers.Qwen3VLConfig(
-            text_config=text.to_dict(),
+            text_config=text,
             vision_config=vision,
             image_token_id=ids["<|image_pad|>"],
             video_token_id=ids["<|video_pad|>"],
@@ -216,13 +198,14 @@ class Qwen3VLFamily(Family):
             model = transformers.Qwen3VLForConditionalGeneration(config).eval()
         model.save_pretrained(out_dir)
         model.generation_config.save_pretrained(out_dir)
-        pixels = {"shortest_edge": 32 * 32 * 4, "longest_edge": 32 * 32 * 64}  # 4 to 64 image tokens
+        # 4 to 256 tokens an image; with a `longest_edge` under 200 * 32 * 32, openvino-genai shrinks a wide image to no rows
+        pixels = {"shortest_edge": 32 * 32 * 4, "longest_edge": 32 * 32 * 256}
         processor = transformers.Qwen3VLProcessor(
             image_processor=transformers.Qwen2VLImageProcessorFast(
                 size=pixels, patch_size=16, merge_size=2, temporal_patch_size=2, image_mean=[0.5] * 3, image_std=[0.5] * 3
             ),
             tokenizer=tokenizer,
-            video_processor=Qwen3VLVideoProcessor(size=pixels),
+            video_processor=transformers.Qwen3VLVideoProcessor(size=pixels),
             chat_template=CHAT_TEMPLATE,
         )
         processor.save_pretrained(out_dir)

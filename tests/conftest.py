@@ -29,7 +29,7 @@ ROOT = Path(__file__).resolve().parent.parent
 
 def _models_dir(plugin: str) -> Path:
     """A cache of tiny models keyed by the code that builds them, so reruns skip the build."""
-    sources = [ROOT / "vlm_router" / "tiny.py", ROOT / "plugins" / f"{plugin}.py"]
+    sources = [ROOT / "vlm_router" / "tiny.py", *sorted((ROOT / "plugins").glob("*.py"))]
     digest = hashlib.sha256(b"".join(p.read_bytes() for p in sources)).hexdigest()[:12]
     return ROOT / "tests" / ".tiny-models" / f"{plugin}-{digest}"
 
@@ -47,7 +47,7 @@ def tiny_models(families) -> dict[str, Path]:
         "qwen2_vl": make_tiny(families, "qwen2_vl", qwen / "qwen2_vl"),
         "qwen2_5_vl": make_tiny(families, "qwen2_5_vl", qwen / "qwen2_5_vl"),
         "qwen2_vl_hf": make_tiny(families, "qwen2_vl", qwen / "qwen2_vl_hf", hf_only=True),
-        **{t: make_tiny(families, t, _models_dir(t) / t) for t in ("llava", "llava_next", "gemma3")},  # plugin named as its type
+        **{t: make_tiny(families, t, _models_dir(t) / t) for t in ("llava", "llava_next", "llava_next_video", "gemma3", "qwen3_vl")},
     }
 
 
@@ -97,6 +97,8 @@ def server(tiny_models, families) -> Iterator[ServerThread]:
             {"name": "tiny-llava", "path": str(tiny_models["llava"])},
             {"name": "tiny-llava-next", "path": str(tiny_models["llava_next"])},
             {"name": "tiny-gemma3", "path": str(tiny_models["gemma3"])},
+            {"name": "tiny-llava-next-video", "path": str(tiny_models["llava_next_video"])},
+            {"name": "tiny-qwen3-vl", "path": str(tiny_models["qwen3_vl"])},
             {"name": "no-video", "path": str(tiny_models["qwen2_vl"]), "capabilities": {"video": "none"}},
             {"name": "video-as-frames", "path": str(tiny_models["qwen2_vl"]), "capabilities": {"video": "frames"}},
         ],

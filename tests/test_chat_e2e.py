@@ -132,7 +132,7 @@ def test_any_int64_seed_is_accepted(client):
 def test_models_endpoints(client, server):
     ask(client, [user("hi")])
     listed = {m.id: m for m in client.models.list().data}
-    assert set(listed) == {"tiny-qwen2-vl", "tiny-qwen2.5-vl", "tiny-llava", "tiny-llava-next", "tiny-gemma3", "no-video", "video-as-frames"}
+    assert set(listed) == {"tiny-qwen2-vl", "tiny-qwen2.5-vl", "tiny-llava", "tiny-llava-next", "tiny-gemma3", "tiny-llava-next-video", "tiny-qwen3-vl", "no-video", "video-as-frames"}
     entry = listed["tiny-qwen2-vl"].model_dump()
     assert entry["family"] == "qwen2_vl" and entry["state"] == "ready" and entry["aliases"] == ["demo"]
     assert entry["capabilities"]["images"] is True and entry["capabilities"]["video"] == "native"

@@ -10,7 +10,7 @@ from vlm_router.api.app import create_app
 from .conftest import ServerThread, data_url, image_part, png_bytes, router_config, user
 
 #: Served models of each family that can be built offline (see the session server in conftest).
-BUILT = ["tiny-qwen2-vl", "tiny-qwen2.5-vl", "tiny-llava", "tiny-llava-next", "tiny-gemma3"]
+BUILT = ["tiny-qwen2-vl", "tiny-qwen2.5-vl", "tiny-llava", "tiny-llava-next", "tiny-gemma3", "tiny-llava-next-video", "tiny-qwen3-vl"]
 RED, BLUE = image_part(data_url(png_bytes(64, 48, (200, 30, 30)))), image_part(data_url(png_bytes(300, 200, (20, 40, 220))))
 VIDEO = {"type": "video", "video": [data_url(png_bytes()), data_url(png_bytes())]}
 
@@ -30,6 +30,15 @@ def test_image_tokens_count_in_the_prompt(client, model):
     text = client.chat.completions.create(model=model, messages=[user("Describe.")], max_tokens=1)
     image = client.chat.completions.create(model=model, messages=[user(RED, "Describe.")], max_tokens=1)
     assert image.usage.prompt_tokens > text.usage.prompt_tokens + 1
+
+
+@pytest.mark.parametrize("model", ["tiny-llava-next-video", "tiny-qwen3-vl"])
+def test_family_with_video_answers_it(client, model):
+    """LLaVA-NeXT-Video takes the frames as one video, Qwen3-VL as images; either way they reach the model."""
+    text = client.chat.completions.create(model=model, messages=[user("What happens?")], max_tokens=1)
+    video = client.chat.completions.create(model=model, messages=[user(VIDEO, "What happens?")], max_tokens=4)
+    assert video.choices[0].message.content
+    assert video.usage.prompt_tokens > text.usage.prompt_tokens + 2
 
 
 @pytest.mark.parametrize("model", ["tiny-llava", "tiny-llava-next", "tiny-gemma3"])

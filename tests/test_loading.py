@@ -10,7 +10,7 @@ from vlm_router.api.app import SERVICE, create_app
 
 from .conftest import data_url, image_part, png_bytes, router_config, user
 
-BUILT_IN = ("gemma3", "internvl_chat", "llava", "llava_next", "minicpmv", "phi3_v", "qwen2_vl")
+BUILT_IN = ("gemma3", "internvl_chat", "llava", "llava_next", "llava_next_video", "minicpmv", "phi3_v", "qwen2_vl", "qwen3_vl")
 
 
 async def start(aiohttp_server, families, models, **sections):
