@@ -4,10 +4,11 @@ from __future__ import annotations
 
 from collections.abc import Callable, Sequence
 from pathlib import Path
+from typing import Any
 
 from vlm_router import hookimpl
 from vlm_router.config import VideoSupport
-from vlm_router.conversation import Image, Message, Text
+from vlm_router.conversation import Image, Message, Text, Video
 from vlm_router.family import Capabilities, Family
 
 IMAGE_TAG = "<image>"
@@ -25,14 +26,34 @@ CHAT_TEMPLATE = (
 )
 
 
+def llama_tokenizer(special_tokens: Sequence[str]) -> tuple[Any, dict[str, int]]:
+    """A LLaMA tokenizer trained offline (`<s>` added to every encoding), and its special tokens' ids."""
+    import transformers
+
+    from vlm_router.tiny import TINY_VOCAB, train_tokenizer
+
+    tokenizer = transformers.LlamaTokenizerFast(
+        tokenizer_object=train_tokenizer(special_tokens, TINY_VOCAB),
+        bos_token="<s>",
+        eos_token="</s>",
+        unk_token="<unk>",
+        pad_token="<pad>",
+    )
+    vocab = tokenizer.get_vocab()
+    return tokenizer, {token: vocab[token] for token in special_tokens}
+
+
 class LlavaFamily(Family):
     name = "llava"
-    model_types = ("llava",)
-    architectures = ("LlavaForConditionalGeneration",)
+    model_types: tuple[str, ...] = ("llava",)
+    architectures: tuple[str, ...] = ("LlavaForConditionalGeneration",)
     capabilities = Capabilities(images=True, max_images=None, video=VideoSupport.NONE)
     description = "LLaVA-1.5 (USER:/ASSISTANT: turns, <image> per image before the turn's text)"
     history_images = "kept: images of earlier turns stay at the start of their turn and are encoded again"
-    reserved_tags = (IMAGE_TAG,)
+    reserved_tags: tuple[str, ...] = (IMAGE_TAG,)
+
+    #: Written per video after a turn's images, for a family whose template has one (LLaVA-NeXT-Video).
+    video_tag: str | None = None
 
     def build_prompt(self, messages: Sequence[Message]) -> str:
         out: list[str] = []
@@ -40,6 +61,7 @@ class LlavaFamily(Family):
             if message.role != "system":
                 out.append(f"{message.role.upper()}: ")
             out.extend(f"{IMAGE_TAG}\n" for part in message.parts if isinstance(part, Image))
+            out.extend(f"{self.video_tag}\n" for part in message.parts if isinstance(part, Video) and self.video_tag)
             out.extend(f"{part.text} " for part in message.parts if isinstance(part, Text))
         out.append("ASSISTANT:")
         return "".join(out)
@@ -50,16 +72,9 @@ class LlavaFamily(Family):
     def build_tiny(self, model_type: str, out_dir: Path, preset: str = "tiny") -> None:
         import transformers
 
-        from vlm_router.tiny import TINY_VOCAB, seeded, train_tokenizer
+        from vlm_router.tiny import TINY_VOCAB, seeded
 
-        tokenizer = transformers.LlamaTokenizerFast(
-            tokenizer_object=train_tokenizer(SPECIAL_TOKENS, TINY_VOCAB),
-            bos_token="<s>",
-            eos_token="</s>",
-            unk_token="<unk>",
-            pad_token="<pad>",
-        )
-        ids = {token: tokenizer.convert_tokens_to_ids(token) for token in SPECIAL_TOKENS}
+        tokenizer, ids = llama_tokenizer(SPECIAL_TOKENS)
         text = transformers.LlamaConfig(
             vocab_size=TINY_VOCAB, hidden_size=64, intermediate_size=128, num_hidden_layers=2, num_attention_heads=4,
             num_key_value_heads=2, max_position_embeddings=4096,

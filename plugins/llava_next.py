@@ -6,13 +6,12 @@ from collections.abc import Callable, Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
+from plugins.llava import IMAGE_TAG, SPECIAL_TOKENS, llama_tokenizer
 from vlm_router import hookimpl
 from vlm_router.config import VideoSupport
 from vlm_router.conversation import Image, Message, Text
 from vlm_router.family import Capabilities, Family
 
-IMAGE_TAG = "<image>"
-SPECIAL_TOKENS = ("<unk>", "<s>", "</s>", IMAGE_TAG, "<pad>")
 
 # The chat template published with llava-hf/llava-v1.6-mistral-7b-hf. It has no generation prompt:
 # a prompt ends with the last user turn's ` [/INST]`.
@@ -69,18 +68,11 @@ class LlavaNextFamily(Family):
     def build_tiny(self, model_type: str, out_dir: Path, preset: str = "tiny") -> None:
         import transformers
 
-        from vlm_router.tiny import TINY_VOCAB, seeded, train_tokenizer
+        from vlm_router.tiny import TINY_VOCAB, seeded
 
         tile, patch = 336, 14  # llava-v1.6's image geometry, so a tiny model takes the same images; 576 tokens a tile
         pinpoints = [list(pinpoint) for pinpoint in PINPOINTS]
-        tokenizer = transformers.LlamaTokenizerFast(
-            tokenizer_object=train_tokenizer(SPECIAL_TOKENS, TINY_VOCAB),
-            bos_token="<s>",
-            eos_token="</s>",
-            unk_token="<unk>",
-            pad_token="<pad>",
-        )
-        ids = {token: tokenizer.convert_tokens_to_ids(token) for token in SPECIAL_TOKENS}
+        tokenizer, ids = llama_tokenizer(SPECIAL_TOKENS)
         text = transformers.MistralConfig(
             vocab_size=TINY_VOCAB, hidden_size=64, intermediate_size=128, num_hidden_layers=2, num_attention_heads=4,
             num_key_value_heads=2, max_position_embeddings=32768, sliding_window=None,

@@ -2,17 +2,16 @@
 
 from __future__ import annotations
 
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Callable, Mapping
 from pathlib import Path
 from typing import Any
 
+from plugins.llava import IMAGE_TAG, LlavaFamily, llama_tokenizer
 from plugins.llava_next import PINPOINTS
 from vlm_router import hookimpl
 from vlm_router.config import VideoSupport
-from vlm_router.conversation import Image, Message, Text, Video
 from vlm_router.family import Capabilities, Family
 
-IMAGE_TAG = "<image>"
 VIDEO_TAG = "<video>"
 SPECIAL_TOKENS = ("<unk>", "<s>", "</s>", VIDEO_TAG, IMAGE_TAG, "<pad>")
 
@@ -31,7 +30,9 @@ CHAT_TEMPLATE = (
 )
 
 
-class LlavaNextVideoFamily(Family):
+class LlavaNextVideoFamily(LlavaFamily):
+    """LLaVA-1.5's prompt with a `<video>` line per video after a turn's images; native video."""
+
     name = "llava_next_video"
     model_types = ("llava_next_video",)
     architectures = ("LlavaNextVideoForConditionalGeneration",)
@@ -42,6 +43,7 @@ class LlavaNextVideoFamily(Family):
     description = "LLaVA-NeXT-Video 7B (USER:/ASSISTANT: turns, <image> per image then <video> per video before the turn's text)"
     history_images = "kept: images and videos of earlier user turns stay at the start of their turn and are encoded again"
     reserved_tags = (IMAGE_TAG, VIDEO_TAG)
+    video_tag = VIDEO_TAG
 
     def for_model(self, config: Mapping[str, Any]) -> LlavaNextVideoFamily:
         """The Vicuna-based 7B checkpoints; the Mistral-based 7B-32K was trained on another prompt."""
@@ -49,18 +51,6 @@ class LlavaNextVideoFamily(Family):
         if text_model != "llama":
             raise ValueError(f"the llava_next_video family writes the Vicuna USER:/ASSISTANT: prompt; this checkpoint's text model is {text_model!r}")
         return self
-
-    def build_prompt(self, messages: Sequence[Message]) -> str:
-        """As the template: openvino-genai's tokenizer adds the `<s>` itself."""
-        out: list[str] = []
-        for message in messages:
-            if message.role != "system":
-                out.append(f"{message.role.upper()}: ")
-            out.extend(f"{IMAGE_TAG}\n" for part in message.parts if isinstance(part, Image))
-            out.extend(f"{VIDEO_TAG}\n" for part in message.parts if isinstance(part, Video))
-            out.extend(f"{part.text} " for part in message.parts if isinstance(part, Text))
-        out.append("ASSISTANT:")
-        return "".join(out)
 
     def tiny_model_types(self) -> dict[str, tuple[str, ...]]:
         return {"llava_next_video": ("tiny",)}
@@ -71,18 +61,11 @@ class LlavaNextVideoFamily(Family):
             LlavaNextVideoVideoProcessor,
         )
 
-        from vlm_router.tiny import TINY_VOCAB, seeded, train_tokenizer
+        from vlm_router.tiny import TINY_VOCAB, seeded
 
         tile, patch = 336, 14  # the real model's geometry, so a tiny model takes the same images and frames
         pinpoints = [list(pinpoint) for pinpoint in PINPOINTS]
-        tokenizer = transformers.LlamaTokenizerFast(
-            tokenizer_object=train_tokenizer(SPECIAL_TOKENS, TINY_VOCAB),
-            bos_token="<s>",
-            eos_token="</s>",
-            unk_token="<unk>",
-            pad_token="<pad>",
-        )
-        ids = {token: tokenizer.convert_tokens_to_ids(token) for token in SPECIAL_TOKENS}
+        tokenizer, ids = llama_tokenizer(SPECIAL_TOKENS)
         text = transformers.LlamaConfig(
             vocab_size=TINY_VOCAB, hidden_size=64, intermediate_size=128, num_hidden_layers=2, num_attention_heads=4,
             num_key_value_heads=2, max_position_embeddings=8192,  # 32 frames are 4608 tokens

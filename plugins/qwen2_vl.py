@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from collections.abc import Callable, Sequence
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 
@@ -47,10 +48,40 @@ def _render(part: Part) -> str:
     return part.text
 
 
+def qwen_tokenizer(special_tokens: Sequence[str], vocab_size: int) -> tuple[Any, dict[str, int]]:
+    """A Qwen tokenizer trained offline (no BOS; `<|im_end|>` ends a turn), and its special tokens' ids."""
+    import transformers
+
+    from vlm_router.tiny import train_tokenizer
+
+    tokenizer = transformers.Qwen2TokenizerFast(
+        tokenizer_object=train_tokenizer(special_tokens, vocab_size),
+        eos_token="<|im_end|>",
+        pad_token="<|endoftext|>",
+        unk_token=None,
+        bos_token=None,
+    )
+    vocab = tokenizer.get_vocab()
+    return tokenizer, {token: vocab[token] for token in special_tokens}
+
+
+def token_ids(ids: dict[str, int]) -> dict[str, int]:
+    """The special tokens a Qwen-VL config names, from a `qwen_tokenizer`'s ids."""
+    return {
+        "image_token_id": ids["<|image_pad|>"],
+        "video_token_id": ids["<|video_pad|>"],
+        "vision_start_token_id": ids["<|vision_start|>"],
+        "vision_end_token_id": ids["<|vision_end|>"],
+        "bos_token_id": ids["<|endoftext|>"],
+        "eos_token_id": ids["<|im_end|>"],
+        "pad_token_id": ids["<|endoftext|>"],
+    }
+
+
 class Qwen2VLFamily(Family):
     name = "qwen2_vl"
-    model_types = ("qwen2_vl", "qwen2_5_vl")
-    architectures = ("Qwen2VLForConditionalGeneration", "Qwen2_5_VLForConditionalGeneration")
+    model_types: tuple[str, ...] = ("qwen2_vl", "qwen2_5_vl")
+    architectures: tuple[str, ...] = ("Qwen2VLForConditionalGeneration", "Qwen2_5_VLForConditionalGeneration")
     capabilities = Capabilities(images=True, max_images=None, video=VideoSupport.NATIVE, max_aspect_ratio=200)
     description = "Qwen2-VL and Qwen2.5-VL (ChatML, <|vision_start|><|image_pad|><|vision_end|> per image)"
     history_images = "kept: images of earlier turns stay in the prompt at their place and are encoded again"
@@ -81,30 +112,17 @@ class Qwen2VLFamily(Family):
         import transformers
         from transformers.models.qwen2_vl.video_processing_qwen2_vl import Qwen2VLVideoProcessor
 
-        from vlm_router.tiny import seeded, train_tokenizer
+        from vlm_router.tiny import seeded
 
         text, vision = _shapes()[model_type, preset]
-        tokenizer = transformers.Qwen2TokenizerFast(
-            tokenizer_object=train_tokenizer(SPECIAL_TOKENS, text["vocab_size"]),
-            eos_token="<|im_end|>",
-            pad_token="<|endoftext|>",
-            unk_token=None,
-            bos_token=None,
-        )
-        ids = {token: tokenizer.convert_tokens_to_ids(token) for token in SPECIAL_TOKENS}
+        tokenizer, ids = qwen_tokenizer(SPECIAL_TOKENS, int(text["vocab_size"]))  # type: ignore[call-overload]
         prefix = "Qwen2VL" if model_type == "qwen2_vl" else "Qwen2_5_VL"
         config = getattr(transformers, f"{prefix}Config")(
             text_config=text,
             vision_config=vision,
             vocab_size=text["vocab_size"],
             hidden_size=text["hidden_size"],
-            image_token_id=ids["<|image_pad|>"],
-            video_token_id=ids["<|video_pad|>"],
-            vision_start_token_id=ids["<|vision_start|>"],
-            vision_end_token_id=ids["<|vision_end|>"],
-            bos_token_id=ids["<|endoftext|>"],
-            eos_token_id=ids["<|im_end|>"],
-            pad_token_id=ids["<|endoftext|>"],
+            **token_ids(ids),
         )
         with seeded():
             model = getattr(transformers, f"{prefix}ForConditionalGeneration")(config).eval()

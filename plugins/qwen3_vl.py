@@ -5,7 +5,7 @@ from __future__ import annotations
 from collections.abc import Callable
 from pathlib import Path
 
-from plugins.qwen2_vl import Qwen2VLFamily
+from plugins.qwen2_vl import Qwen2VLFamily, qwen_tokenizer, token_ids
 from vlm_router import hookimpl
 from vlm_router.config import VideoSupport
 from vlm_router.family import Capabilities, Family
@@ -163,16 +163,9 @@ class Qwen3VLFamily(Qwen2VLFamily):
     def build_tiny(self, model_type: str, out_dir: Path, preset: str = "tiny") -> None:
         import transformers
 
-        from vlm_router.tiny import TINY_VOCAB, seeded, train_tokenizer
+        from vlm_router.tiny import TINY_VOCAB, seeded
 
-        tokenizer = transformers.Qwen2TokenizerFast(
-            tokenizer_object=train_tokenizer(SPECIAL_TOKENS, TINY_VOCAB),
-            eos_token="<|im_end|>",
-            pad_token="<|endoftext|>",
-            unk_token=None,
-            bos_token=None,
-        )
-        ids = {token: tokenizer.convert_tokens_to_ids(token) for token in SPECIAL_TOKENS}
+        tokenizer, ids = qwen_tokenizer(SPECIAL_TOKENS, TINY_VOCAB)
         text = {
             "vocab_size": TINY_VOCAB, "hidden_size": 64, "intermediate_size": 128, "num_hidden_layers": 2,
             "num_attention_heads": 4, "num_key_value_heads": 2, "head_dim": 16, "max_position_embeddings": 4096,
@@ -186,13 +179,7 @@ class Qwen3VLFamily(Qwen2VLFamily):
         config = transformers.Qwen3VLConfig(
             text_config=text,
             vision_config=vision,
-            image_token_id=ids["<|image_pad|>"],
-            video_token_id=ids["<|video_pad|>"],
-            vision_start_token_id=ids["<|vision_start|>"],
-            vision_end_token_id=ids["<|vision_end|>"],
-            bos_token_id=ids["<|endoftext|>"],
-            eos_token_id=ids["<|im_end|>"],
-            pad_token_id=ids["<|endoftext|>"],
+            **token_ids(ids),
         )
         with seeded():
             model = transformers.Qwen3VLForConditionalGeneration(config).eval()

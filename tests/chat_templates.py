@@ -42,3 +42,37 @@ def hf_messages(messages: list[dict[str, Any]]) -> list[dict[str, Any]]:
 def conversation(messages: list[dict[str, Any]]) -> list[Message]:
     """OpenAI messages as a family sees them, through the request parser."""
     return to_conversation(parse_request({"messages": messages})).messages
+
+
+IMG = {"type": "image_url", "image_url": {"url": "data:image/png;base64,AAAA"}}
+VIDEO = {"type": "video_url", "video_url": {"url": "data:video/mp4;base64,AAAA"}, "fps": 1}
+FRAMES = {"type": "video", "video": ["data:image/png;base64,AAAA", "data:image/png;base64,AAAA"]}
+
+
+def text(value: str) -> dict[str, str]:
+    return {"type": "text", "text": value}
+
+
+#: The chats every family's prompt is checked on (list content, which every published template reads).
+CASES = {
+    "text": [{"role": "user", "content": [text("Hello")]}],
+    "single image": [{"role": "user", "content": [IMG, text("What is this?")]}],
+    "several images": [{"role": "user", "content": [text("Compare "), IMG, text(" and "), IMG]}],
+    "system": [{"role": "system", "content": [text("Be brief.")]}, {"role": "user", "content": [IMG, text("Describe.")]}],
+    "multi-turn": [
+        {"role": "user", "content": [IMG, text("What colour?")]},
+        {"role": "assistant", "content": [text("Red.")]},
+        {"role": "user", "content": [text("And this one?"), IMG]},
+    ],
+}
+#: And for families that take video natively.
+VIDEO_CASES = {
+    "video": [{"role": "user", "content": [VIDEO, text("What happens?")]}],
+    "frames and image": [{"role": "user", "content": [FRAMES, IMG, text("Same scene?")]}],
+    "multi-turn with video": [
+        {"role": "system", "content": [text("You see "), text("videos.")]},
+        {"role": "user", "content": [IMG, text("What colour?")]},
+        {"role": "assistant", "content": [text("Red.")]},
+        {"role": "user", "content": [text("And in this one?"), VIDEO]},
+    ],
+}

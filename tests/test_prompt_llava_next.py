@@ -1,36 +1,10 @@
-"""LLaVA-NeXT (v1.6 Mistral) prompts equal what the model's published chat template renders for the same messages."""
+"""LLaVA-NeXT prompts beyond the published-template cases: text the template drops, and which checkpoints it serves."""
 
 import pytest
 
-from plugins.llava_next import CHAT_TEMPLATE, LlavaNextFamily
+from plugins.llava_next import LlavaNextFamily
 
-from .chat_templates import conversation, hf_messages, render
-
-IMG = {"type": "image_url", "image_url": {"url": "data:image/png;base64,AAAA"}}
-
-
-def text(value: str) -> dict:
-    return {"type": "text", "text": value}
-
-
-CASES = {
-    "text": [{"role": "user", "content": [text("Hello")]}],
-    "single image": [{"role": "user", "content": [IMG, text("What is this?")]}],
-    "several images, images first": [{"role": "user", "content": [text("Compare"), IMG, text(" and"), IMG]}],
-    "system": [{"role": "system", "content": [text("Be brief.")]}, {"role": "user", "content": [IMG, text("Describe.")]}],
-    "multi-turn": [
-        {"role": "user", "content": [IMG, text("What colour?")]},
-        {"role": "assistant", "content": [text("Red.")]},
-        {"role": "user", "content": [text("And this one?"), IMG]},
-    ],
-}
-
-
-@pytest.mark.parametrize("name", CASES)
-def test_prompt_matches_published_template(name):
-    prompt = LlavaNextFamily().build_prompt(conversation(CASES[name]))
-    assert prompt == render(CHAT_TEMPLATE, hf_messages(CASES[name]))
-    assert prompt.endswith(" [/INST]"), "the template has no generation prompt: the last user turn ends the prompt"
+from .chat_templates import conversation, text
 
 
 def test_string_content_reads_as_one_text_part():

@@ -14,18 +14,8 @@ from vlm_router.config import VideoSupport
 from vlm_router.conversation import Image, Message, Text, Video
 from vlm_router.family import CapabilityError
 
-from .chat_templates import conversation, render
-
-IMG = {"type": "image_url", "image_url": {"url": "data:image/png;base64,AAAA"}}
-
-
-def text(value: str) -> dict:
-    return {"type": "text", "text": value}
-
-
-def user(*parts: dict) -> dict:
-    return {"role": "user", "content": list(parts)}
-
+from .chat_templates import IMG, conversation, render, text
+from .conftest import user
 
 CASES = {
     "text": [user(text("Hello"))],
