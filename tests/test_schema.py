@@ -1,5 +1,7 @@
 """Request validation: each mistake is a 400 naming the param."""
 
+import json
+
 import pytest
 
 from vlm_router.api.errors import APIError
@@ -26,10 +28,21 @@ def error_of(payload) -> APIError:
         ({"messages": MSG, "max_tokens": 0}, "max_tokens"),
         ({"messages": MSG, "max_completion_tokens": -1}, "max_completion_tokens"),
         ({"messages": MSG, "stream": "yes"}, "stream"),
-        ({"messages": MSG, "n": 2}, "n"),
+        ({"messages": MSG, "n": 0}, "n"),
+        ({"messages": MSG, "n": 129}, "n"),
         ({"messages": MSG, "seed": 2**63}, "seed"),
-        ({"messages": MSG, "stop": ["x"]}, "stop"),
-        ({"messages": MSG, "response_format": {"type": "json_object"}}, "response_format"),
+        ({"messages": MSG, "stop": ["a", "b", "c", "d", "e"]}, "stop"),
+        ({"messages": MSG, "stop": [""]}, "stop.0"),
+        ({"messages": MSG, "presence_penalty": -2.5}, "presence_penalty"),
+        ({"messages": MSG, "frequency_penalty": 2.5}, "frequency_penalty"),
+        ({"messages": MSG, "top_logprobs": 21}, "top_logprobs"),
+        ({"messages": MSG, "top_logprobs": 2, "logprobs": True}, "top_logprobs"),
+        ({"messages": MSG, "top_k": -2}, "top_k"),
+        ({"messages": MSG, "min_p": 1.5}, "min_p"),
+        ({"messages": MSG, "repetition_penalty": 0}, "repetition_penalty"),
+        ({"messages": MSG, "response_format": {"type": "xml"}}, "response_format"),
+        ({"messages": MSG, "response_format": {"type": "json_schema"}}, "response_format.json_schema"),
+        ({"messages": MSG, "tools": [{"type": "function", "function": {"name": "f"}}]}, "tools"),
         ({"messages": [{"role": "wizard", "content": "x"}]}, "messages.0.role"),
         ({"messages": [{"role": "user"}]}, "messages.0.content"),
         ({"messages": [{"role": "user", "content": 5}]}, "messages.0.content"),
@@ -48,8 +61,18 @@ def test_body_must_be_an_object():
 
 
 def test_neutral_values_of_unsupported_fields_and_unknown_fields_are_accepted():
-    request = parse_request({"messages": MSG, "stop": None, "logprobs": False, "presence_penalty": 0, "user": "u1"})
+    request = parse_request({"messages": MSG, "tools": [], "tool_choice": "none", "logit_bias": {}, "top_logprobs": 0, "user": "u1"})
     assert request.model is None and request.token_limit is None
+
+
+def test_stop_and_response_format_read_as_generation_asks():
+    assert parse_request({"messages": MSG, "stop": "END"}).stop_texts == ("END",)
+    assert parse_request({"messages": MSG, "stop": ["a", "b"]}).stop_texts == ("a", "b")
+    assert parse_request({"messages": MSG, "response_format": {"type": "text"}}).json_schema is None
+    assert parse_request({"messages": MSG, "response_format": {"type": "json_object"}}).json_schema == '{"type": "object"}'
+    schema = {"type": "object", "properties": {"a": {"type": "integer"}}}
+    fmt = {"type": "json_schema", "json_schema": {"name": "A", "schema": schema, "strict": True}}
+    assert parse_request({"messages": MSG, "response_format": fmt}).json_schema == json.dumps(schema)
 
 
 def test_bare_image_url_string_and_token_limits():

@@ -75,6 +75,11 @@ class GenerationDefaults(_Strict):
 
     temperature: float | None = Field(None, ge=0, le=2)
     top_p: float | None = Field(None, gt=0, le=1)
+    top_k: int | None = Field(None, ge=0)
+    min_p: float | None = Field(None, ge=0, le=1)
+    repetition_penalty: float | None = Field(None, gt=0, le=2)
+    presence_penalty: float | None = Field(None, ge=-2, le=2)
+    frequency_penalty: float | None = Field(None, ge=-2, le=2)
     max_tokens: int = Field(1024, ge=1)
     seed: int | None = Field(None, ge=0)
 
@@ -120,6 +125,7 @@ class ModelConfig(_Strict):
     defaults: GenerationDefaults = Field(default_factory=GenerationDefaults)
     ov_config: dict[str, str | int | float | bool] = Field(default_factory=dict)
     scheduler: SchedulerSettings = Field(default_factory=SchedulerSettings)
+    max_n: int = Field(8, ge=1, le=128, description="Most choices (`n`) one request may ask for.")
     max_waiting: int = Field(32, ge=0, description="Requests beyond the running ones that may wait; more get a 429.")
     request_timeout_s: float | None = Field(600.0, gt=0, description="Deadline for a whole request; None: none.")
     keep_alive_s: float | None = Field(None, gt=0, description="Unload after this long idle; None: stay loaded.")

@@ -1,4 +1,4 @@
-"""What a request asks of generation, what it costs, and how that maps onto openvino-genai."""
+"""What a request asks of generation, what comes back, and how that maps onto openvino-genai."""
 
 from __future__ import annotations
 
@@ -16,21 +16,45 @@ class SamplingParams:
     max_tokens: int
     temperature: float | None = None
     top_p: float | None = None
+    top_k: int | None = None
+    min_p: float | None = None
+    repetition_penalty: float | None = None
+    presence_penalty: float | None = None
+    frequency_penalty: float | None = None
     seed: int | None = None
     ignore_eos: bool = False
+    #: Choices to generate from the one prompt.
+    n: int = 1
+    #: Texts that end a choice; they are not part of its text.
+    stop: tuple[str, ...] = ()
+    #: Report each generated token's log-probability.
+    logprobs: bool = False
+    #: A JSON schema (as JSON text) the answer must match.
+    json_schema: str | None = None
+
+
+@dataclass(frozen=True)
+class Delta:
+    """New text of choice `index`, with `(token, log-probability)` for its tokens when they were asked for."""
+
+    index: int
+    text: str
+    logprobs: tuple[tuple[str, float], ...] = ()
 
 
 @dataclass(frozen=True)
 class Completion:
-    """The end of a generation: why it stopped and what it cost."""
+    """The end of a generation: why each choice stopped and what it all cost."""
 
-    finish_reason: str
+    finish_reasons: tuple[str, ...]
     prompt_tokens: int
     completion_tokens: int
 
 
 def configure(config: Any, params: SamplingParams) -> Any:
     """`config` (a copy of the model's default GenerationConfig) with the request's parameters applied."""
+    import openvino_genai
+
     config.apply_chat_template = False  # families build the whole prompt
     config.max_new_tokens = params.max_tokens
     config.ignore_eos = params.ignore_eos
@@ -43,8 +67,24 @@ def configure(config: Any, params: SamplingParams) -> Any:
     if params.top_p and not greedy:
         config.do_sample = True
         config.top_p = params.top_p
+    for name in ("top_k", "min_p", "repetition_penalty", "presence_penalty", "frequency_penalty"):
+        if (value := getattr(params, name)) is not None:
+            setattr(config, name, value)
     if params.seed is not None:
         config.rng_seed = params.seed & (2**64 - 1)  # any int64 a client sends, as the unsigned seed
+    if params.n > 1:
+        config.num_return_sequences = params.n
+        if not config.do_sample:  # n greedy choices are the same choice n times, as OpenAI gives them
+            config.do_sample, config.top_k = True, 1
+    if params.stop:
+        config.stop_strings = set(params.stop)
+        config.include_stop_str_in_output = False
+    if params.logprobs:
+        config.logprobs = 1
+    if params.json_schema is not None:
+        structured = openvino_genai.StructuredOutputConfig()
+        structured.json_schema = params.json_schema
+        config.structured_output_config = structured
     return config
 
 

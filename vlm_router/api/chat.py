@@ -12,7 +12,7 @@ from typing import Any
 from aiohttp import web
 
 from ..config import GenerationDefaults, MediaConfig
-from ..generation import Completion, SamplingParams
+from ..generation import Completion, Delta, SamplingParams
 from ..media.loader import MediaLoader
 from ..registry import ModelHandle, ModelRegistry, Overloaded, UnknownModel
 from .errors import APIError
@@ -57,13 +57,31 @@ def find_model(registry: ModelRegistry, name: str | None) -> ModelHandle:
 
 def sampling_params(request: ChatCompletionRequest, defaults: GenerationDefaults) -> SamplingParams:
     """The request's parameters over the model's defaults."""
+
+    def pick(name: str) -> Any:
+        value = getattr(request, name)
+        return value if value is not None else getattr(defaults, name)
+
+    top_k = pick("top_k")
     return SamplingParams(
         max_tokens=request.token_limit or defaults.max_tokens,
-        temperature=request.temperature if request.temperature is not None else defaults.temperature,
-        top_p=request.top_p if request.top_p is not None else defaults.top_p,
-        seed=request.seed if request.seed is not None else defaults.seed,
+        **{name: pick(name) for name in ("temperature", "top_p", "min_p", "repetition_penalty", "presence_penalty", "frequency_penalty", "seed")},
+        top_k=top_k if top_k and top_k > 0 else None,
         ignore_eos=request.ignore_eos,
+        n=request.n or 1,
+        stop=request.stop_texts,
+        logprobs=bool(request.logprobs),
+        json_schema=request.json_schema,
     )
+
+
+def _check_engine(handle: ModelHandle, chat: ChatCompletionRequest, batching: bool) -> None:
+    """What the model's limits and engine allow of `n` and `logprobs`."""
+    if chat.n and chat.n > handle.config.max_n:
+        raise APIError(400, f"n is {chat.n}; model '{handle.name}' allows at most {handle.config.max_n}", param="n", code="invalid_value")
+    if chat.logprobs and not batching:
+        message = f"model '{handle.name}' runs on VLMPipeline, which reports no log-probabilities; continuous batching does"
+        raise APIError(400, message, param="logprobs", code="unsupported_parameter")
 
 
 async def chat_completions(request: web.Request, service: ChatService) -> web.StreamResponse:
@@ -76,14 +94,17 @@ async def chat_completions(request: web.Request, service: ChatService) -> web.St
         raise APIError(429, str(exc), code="model_overloaded", headers={"Retry-After": str(round(exc.retry_after))}) from None
     try:
         ready = await prepare(service.loader, service.media, handle, chat, conversation)
-        outputs = ready.engine.stream(ready.prompt, ready.images, ready.videos, sampling_params(chat, handle.config.defaults))
-        return await _answer(request, chat, Reply(model=handle.name), outputs, handle.config.request_timeout_s)
+        _check_engine(handle, chat, ready.engine.batching)
+        params = sampling_params(chat, handle.config.defaults)
+        outputs = ready.engine.stream(ready.prompt, ready.images, ready.videos, params)
+        reply = Reply(model=handle.name, n=params.n, logprobs=params.logprobs)
+        return await _answer(request, chat, reply, outputs, handle.config.request_timeout_s)
     finally:
         handle.release()
 
 
 async def _answer(
-    request: web.Request, chat: ChatCompletionRequest, reply: Reply, outputs: AsyncGenerator[str | Completion, None], timeout: float | None
+    request: web.Request, chat: ChatCompletionRequest, reply: Reply, outputs: AsyncGenerator[Delta | Completion, None], timeout: float | None
 ) -> web.StreamResponse:
     """One chat.completion, or the stream of chunks; generation ends by `timeout` seconds from now."""
     if chat.stream:

@@ -8,14 +8,15 @@ import json
 import logging
 import time
 import uuid
-from collections.abc import AsyncGenerator
+from collections import defaultdict
+from collections.abc import AsyncGenerator, Sequence
 from dataclasses import dataclass
 from typing import Any
 
 from aiohttp import web
 
-from ..generation import Completion
-from ..worker.client import GenerationError, WorkerError
+from ..generation import Completion, Delta
+from ..worker.client import GenerationError, RequestRejected, WorkerError
 from .errors import APIError
 
 log = logging.getLogger(__name__)
@@ -29,9 +30,10 @@ def _usage(completion: Completion) -> dict[str, int]:
     }
 
 
-async def complete(reply: Reply, outputs: AsyncGenerator[str | Completion, None], timeout: float | None) -> web.Response:
+async def complete(reply: Reply, outputs: AsyncGenerator[Delta | Completion, None], timeout: float | None) -> web.Response:
     """The whole answer as one chat.completion, once generation has finished."""
-    text: list[str] = []
+    texts: dict[int, list[str]] = defaultdict(list)
+    logprobs: dict[int, list[tuple[str, float]]] = defaultdict(list)
     completion: Completion | None = None
     try:
         async with asyncio.timeout(timeout), contextlib.aclosing(outputs) as items:
@@ -39,11 +41,21 @@ async def complete(reply: Reply, outputs: AsyncGenerator[str | Completion, None]
                 if isinstance(item, Completion):
                     completion = item
                 else:
-                    text.append(item)
+                    texts[item.index].append(item.text)
+                    logprobs[item.index].extend(item.logprobs)
     except Exception as exc:
         raise generation_error(exc, reply.model, timeout) from None
     assert completion is not None
-    return web.json_response(reply.completion("".join(text), completion))
+    choices = [
+        {
+            "index": index,
+            "message": {"role": "assistant", "content": "".join(texts[index])},
+            "finish_reason": reason,
+            "logprobs": reply.logprobs_of(logprobs[index]),
+        }
+        for index, reason in enumerate(completion.finish_reasons)
+    ]
+    return web.json_response(reply.body("chat.completion", choices, usage=_usage(completion)))
 
 
 def generation_error(exc: Exception, model: str, timeout: float | None) -> APIError:
@@ -52,6 +64,8 @@ def generation_error(exc: Exception, model: str, timeout: float | None) -> APIEr
         return APIError(504, f"the request ran past its deadline of {timeout:g} s", code="deadline_exceeded")
     if isinstance(exc, WorkerError):
         return APIError(503, f"model '{model}' stopped: {exc}; retry", code="worker_failed", headers={"Retry-After": "1"})
+    if isinstance(exc, RequestRejected):
+        return APIError(400, f"the model cannot generate this request: {exc}", code="invalid_request")
     if not isinstance(exc, GenerationError):
         log.error("generation failed for model '%s'", model, exc_info=exc)
     return APIError(500, f"generation failed: {exc}", code="generation_failed")
@@ -59,9 +73,11 @@ def generation_error(exc: Exception, model: str, timeout: float | None) -> APIEr
 
 @dataclass
 class Reply:
-    """Identity shared by every object of one answer."""
+    """Identity shared by every object of one answer, and what the request asked of its shape."""
 
     model: str
+    n: int = 1
+    logprobs: bool = False
     id: str = ""
     created: int = 0
 
@@ -69,35 +85,22 @@ class Reply:
         self.id = f"chatcmpl-{uuid.uuid4().hex}"
         self.created = int(time.time())
 
-    def completion(self, text: str, completion: Completion) -> dict[str, Any]:
-        return {
-            "id": self.id,
-            "object": "chat.completion",
-            "created": self.created,
-            "model": self.model,
-            "choices": [
-                {
-                    "index": 0,
-                    "message": {"role": "assistant", "content": text},
-                    "finish_reason": completion.finish_reason,
-                    "logprobs": None,
-                }
-            ],
-            "usage": _usage(completion),
-        }
+    def logprobs_of(self, tokens: Sequence[tuple[str, float]]) -> dict[str, Any] | None:
+        """OpenAI's `logprobs` of a choice: each token's log-probability (no alternatives: `top_logprobs` is empty)."""
+        if not self.logprobs:
+            return None
+        content = [{"token": t, "logprob": lp, "bytes": list(t.encode()), "top_logprobs": []} for t, lp in tokens]
+        return {"content": content, "refusal": None}
 
-    def chunk(self, delta: dict[str, Any] | None, finish_reason: str | None = None, usage: dict | None = None) -> dict[str, Any]:
-        choices = [] if delta is None else [{"index": 0, "delta": delta, "finish_reason": finish_reason, "logprobs": None}]
-        body: dict[str, Any] = {
-            "id": self.id,
-            "object": "chat.completion.chunk",
-            "created": self.created,
-            "model": self.model,
-            "choices": choices,
-        }
+    def body(self, kind: str, choices: list[dict[str, Any]], usage: dict[str, int] | None = None) -> dict[str, Any]:
+        body: dict[str, Any] = {"id": self.id, "object": kind, "created": self.created, "model": self.model, "choices": choices}
         if usage is not None:
             body["usage"] = usage
         return body
+
+    def chunk(self, index: int, delta: dict[str, Any], finish_reason: str | None = None, logprobs: dict | None = None) -> dict[str, Any]:
+        choice = {"index": index, "delta": delta, "finish_reason": finish_reason, "logprobs": logprobs}
+        return self.body("chat.completion.chunk", [choice])
 
 
 def _event(body: dict[str, Any]) -> bytes:
@@ -105,21 +108,24 @@ def _event(body: dict[str, Any]) -> bytes:
 
 
 async def stream(
-    request: web.Request, reply: Reply, outputs: AsyncGenerator[str | Completion, None], include_usage: bool, timeout: float | None
+    request: web.Request, reply: Reply, outputs: AsyncGenerator[Delta | Completion, None], include_usage: bool, timeout: float | None
 ) -> web.StreamResponse:
-    """Server-sent events: role first, text deltas, the finish reason, usage if asked, then [DONE]."""
+    """Server-sent events: each choice's role, text deltas, each finish reason, usage if asked, then [DONE]."""
     response = web.StreamResponse(headers={"Content-Type": "text/event-stream", "Cache-Control": "no-cache"})
     await response.prepare(request)
     try:
         async with asyncio.timeout(timeout), contextlib.aclosing(outputs) as items:
-            await response.write(_event(reply.chunk({"role": "assistant", "content": ""})))
+            for index in range(reply.n):
+                await response.write(_event(reply.chunk(index, {"role": "assistant", "content": ""})))
             async for item in items:
                 if isinstance(item, Completion):
-                    await response.write(_event(reply.chunk({}, item.finish_reason)))
+                    for index, reason in enumerate(item.finish_reasons):
+                        await response.write(_event(reply.chunk(index, {}, reason)))
                     if include_usage:
-                        await response.write(_event(reply.chunk(None, usage=_usage(item))))
-                elif item:
-                    await response.write(_event(reply.chunk({"content": item})))
+                        await response.write(_event(reply.body("chat.completion.chunk", [], usage=_usage(item))))
+                elif item.text or item.logprobs:
+                    chunk = reply.chunk(item.index, {"content": item.text}, logprobs=reply.logprobs_of(item.logprobs))
+                    await response.write(_event(chunk))
         await response.write(b"data: [DONE]\n\n")
     except ConnectionResetError:
         log.info("client left during a stream of '%s'; generation stopped", reply.model)

@@ -2,12 +2,14 @@
 
 from __future__ import annotations
 
+import json
 import re
 from typing import Annotated, Any, Literal, Union
 
 from pydantic import BaseModel, BeforeValidator, ConfigDict, Field, ValidationError, field_validator, model_validator
 
 from .errors import APIError
+from .json_schema import check_schema
 
 
 class _Request(BaseModel):
@@ -100,10 +102,39 @@ class StreamOptions(_Request):
     include_usage: bool = False
 
 
+class JSONSchema(_Request):
+    model_config = ConfigDict(strict=True, extra="ignore", populate_by_name=True)
+
+    name: str = Field(min_length=1, max_length=64)
+    description: str | None = None
+    schema_: dict[str, Any] = Field(default_factory=dict, alias="schema")
+    strict: bool | None = None
+
+    @field_validator("schema_")
+    @classmethod
+    def _compilable(cls, schema: dict[str, Any]) -> dict[str, Any]:
+        check_schema(schema)
+        return schema
+
+
+class TextFormat(_Request):
+    type: Literal["text"]
+
+
+class JSONObjectFormat(_Request):
+    type: Literal["json_object"]
+
+
+class JSONSchemaFormat(_Request):
+    type: Literal["json_schema"]
+    json_schema: JSONSchema
+
+
+ResponseFormat = Annotated[Union[TextFormat, JSONObjectFormat, JSONSchemaFormat], Field(discriminator="type")]
+
+
 #: Fields with a meaning this server does not implement yet; any value but the default is refused.
-UNSUPPORTED = ("stop", "logprobs", "top_logprobs", "response_format", "tools", "tool_choice", "functions",
-               "function_call", "logit_bias", "presence_penalty", "frequency_penalty", "audio", "modalities",
-               "prediction")  # fmt: skip
+UNSUPPORTED = ("tools", "tool_choice", "functions", "function_call", "logit_bias", "audio", "modalities", "prediction")
 _NEUTRAL: tuple[object, ...] = (None, False, 0, [], {}, "none", "auto", {"type": "text"})
 
 
@@ -119,7 +150,16 @@ class ChatCompletionRequest(_Request):
     temperature: float | None = Field(None, ge=0, le=2)
     top_p: float | None = Field(None, ge=0, le=1)
     seed: int | None = Field(None, ge=-(2**63), lt=2**63)
-    n: int | None = Field(None, ge=1, le=1, description="Only one choice is produced for now.")
+    n: int | None = Field(None, ge=1, le=128, description="Choices; a model's `max_n` may allow fewer.")
+    stop: str | list[Annotated[str, Field(min_length=1)]] | None = Field(None, max_length=4)
+    presence_penalty: float | None = Field(None, ge=-2, le=2)
+    frequency_penalty: float | None = Field(None, ge=-2, le=2)
+    logprobs: bool | None = None
+    top_logprobs: int | None = Field(None, ge=0, le=20)
+    response_format: ResponseFormat | None = None
+    top_k: int | None = Field(None, ge=-1, description="Extension, as in vLLM: -1 or 0 turns it off.")
+    min_p: float | None = Field(None, ge=0, le=1, description="Extension, as in vLLM.")
+    repetition_penalty: float | None = Field(None, gt=0, le=2, description="Extension, as in vLLM: 1 is none.")
     ignore_eos: bool = Field(False, description="Extension (as in vLLM): generate max_tokens tokens whatever comes.")
 
     @model_validator(mode="after")
@@ -127,7 +167,22 @@ class ChatCompletionRequest(_Request):
         for name, value in (self.model_extra or {}).items():
             if name in UNSUPPORTED and value not in _NEUTRAL:
                 raise ValueError(f"unsupported:{name}")
+        if self.top_logprobs:
+            raise ValueError("unsupported:top_logprobs")
         return self
+
+    @property
+    def stop_texts(self) -> tuple[str, ...]:
+        return (self.stop,) if isinstance(self.stop, str) else tuple(self.stop or ())
+
+    @property
+    def json_schema(self) -> str | None:
+        """The JSON schema the answer must match, as JSON text; a JSON object for `json_object`."""
+        if isinstance(self.response_format, JSONObjectFormat):
+            return json.dumps({"type": "object"})
+        if isinstance(self.response_format, JSONSchemaFormat):
+            return json.dumps(self.response_format.json_schema.schema_ or {"type": "object"})
+        return None
 
     @property
     def token_limit(self) -> int | None:
@@ -149,29 +204,30 @@ def _to_api_error(exc: ValidationError) -> APIError:
     message = str(error["msg"])
     if message.startswith("Value error, unsupported:"):
         field = message.rsplit(":", 1)[1]
-        return APIError(400, f"'{field}' is not supported by this server", param=field, code="unsupported_parameter")
+        detail = _UNSUPPORTED_WHY.get(field, "")
+        return APIError(400, f"'{field}' is not supported by this server{detail}", param=field, code="unsupported_parameter")
     param = _param(error["loc"])
     if error["type"] == "extra_forbidden":
         return APIError(400, f"unknown field '{param}'", param=param, code="invalid_request")
-    if param == "n":
-        return APIError(400, "only n=1 is supported", param="n", code="unsupported_parameter")
     return APIError(400, f"{param}: {message}" if param else message, param=param, code="invalid_value")
 
 
+_UNSUPPORTED_WHY = {"top_logprobs": ": openvino-genai reports the chosen token's log-probability only (use logprobs)"}
 _PART_TYPES = ("text", "image_url", "video", "video_url")
+_FORMAT_TYPES = ("text", "json_object", "json_schema")
 
 
 def _param(loc: tuple[int | str, ...]) -> str | None:
     """`messages.0.content.1.image_url.url` from a pydantic location, without its union labels.
 
-    pydantic puts the union member (`str`, `list[...]`) and, after a list index, the content part's
-    `type` tag into locations; neither is a field the client sent.
+    pydantic puts the union member (`str`, `list[...]`) and the `type` tag of a content part (after a
+    list index) or of a response format into locations; neither is a field the client sent.
     """
     kept: list[str] = []
     previous: int | str | None = None
     for part in loc:
         is_label = isinstance(part, str) and (part in ("str", "int", "float", "bool") or "[" in part)
-        is_tag = isinstance(previous, int) and part in _PART_TYPES
+        is_tag = (isinstance(previous, int) and part in _PART_TYPES) or (previous == "response_format" and part in _FORMAT_TYPES)
         if not (is_label or is_tag):
             kept.append(str(part))
         previous = part

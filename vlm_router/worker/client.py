@@ -13,7 +13,7 @@ from typing import Any
 
 import numpy as np
 
-from ..generation import Completion, SamplingParams
+from ..generation import Completion, Delta, SamplingParams
 from . import process
 from .protocol import Cancel, Failed, Finished, Generate, LoadFailed, Ready, Text, WorkerSpec
 
@@ -26,7 +26,11 @@ class WorkerError(Exception):
 
 
 class GenerationError(Exception):
-    """The pipeline refused or broke on one request."""
+    """The pipeline broke on one request."""
+
+
+class RequestRejected(GenerationError):
+    """The pipeline refused one request as it was asked (e.g. a response format it cannot compile)."""
 
 
 class WorkerEngine:
@@ -108,8 +112,8 @@ class WorkerEngine:
 
     async def stream(
         self, prompt: str, images: list[np.ndarray], videos: list[np.ndarray], params: SamplingParams
-    ) -> AsyncGenerator[str | Completion, None]:
-        """Yield text as the worker produces it, then one `Completion`. Leaving early cancels the request."""
+    ) -> AsyncGenerator[Delta | Completion, None]:
+        """Yield each choice's new text as the worker produces it, then one `Completion`. Leaving early cancels the request."""
         if self._dead or self._stopping:
             raise WorkerError("the worker is not running")
         request_id = next(self._ids)
@@ -121,14 +125,14 @@ class WorkerEngine:
             while True:
                 message = await queue.get()
                 if isinstance(message, Text):
-                    yield message.text
+                    yield message.delta
                 elif isinstance(message, Finished):
                     finished = True
                     yield message.completion
                     return
                 elif isinstance(message, Failed):
                     finished = True
-                    raise GenerationError(message.message)
+                    raise (RequestRejected if message.rejected else GenerationError)(message.message)
                 else:
                     finished = True
                     raise message

@@ -16,7 +16,7 @@ from typing import Any
 
 import numpy as np
 
-from ..generation import Completion, configure, finish_reason
+from ..generation import Completion, Delta, SamplingParams, configure, finish_reason
 from .protocol import Cancel, Failed, Finished, Generate, LoadFailed, Ready, Text, WorkerSpec
 
 
@@ -72,10 +72,22 @@ def _receive(conn: Connection, timeout: float | None) -> Any:
 
 
 @dataclass
-class _Active:
-    handle: Any
+class _Choice:
+    """One choice of a request: its streamer, the text and log-probabilities not sent yet, how it ended."""
+
     streamer: Any
     pending: list[str] = field(default_factory=list)
+    logprobs: list[tuple[str, float]] = field(default_factory=list)
+    tokens: int = 0
+    finish_reason: str | None = None
+
+
+@dataclass
+class _Active:
+    handle: Any
+    params: SamplingParams
+    #: By openvino-genai's sequence id, in the order the sequences appeared.
+    choices: dict[int, _Choice] = field(default_factory=dict)
 
 
 class _Batching:
@@ -84,6 +96,7 @@ class _Batching:
     def __init__(self, pipeline: Any, conn: Connection) -> None:
         self._pipeline = pipeline
         self._conn = conn
+        self._tokenizer = pipeline.get_tokenizer()
         self._active: dict[int, _Active] = {}
 
     def run(self) -> None:
@@ -102,51 +115,68 @@ class _Batching:
             if active is not None:
                 active.handle.cancel()
             return
-        import openvino_genai
-
-        config = configure(self._pipeline.get_config(), message.params)
         try:
+            config = configure(self._pipeline.get_config(), message.params)
             handle = self._pipeline.add_request(message.id, message.prompt, _tensors(message.images), _tensors(message.videos), config)
         except Exception as exc:  # the pipeline's verdict on this request only
-            self._conn.send(Failed(message.id, str(exc)))
+            self._conn.send(Failed(message.id, str(exc), rejected=True))
             return
-        pending: list[str] = []
+        self._active[message.id] = _Active(handle, message.params)
 
-        def on_text(text: str) -> Any:
-            pending.append(text)
-            return openvino_genai.StreamingStatus.RUNNING
+    def _choice(self, active: _Active, sequence: int) -> _Choice:
+        if sequence not in active.choices:
+            import openvino_genai
 
-        self._active[message.id] = _Active(handle, openvino_genai.TextStreamer(self._pipeline.get_tokenizer(), on_text), pending)
+            choice = _Choice(None)
+            choice.streamer = openvino_genai.TextStreamer(self._tokenizer, lambda text: _pend(choice, text))
+            active.choices[sequence] = choice
+        return active.choices[sequence]
 
     def _collect(self) -> None:
         """Send what each request generated in the last step; finish the ones that are done."""
         import openvino_genai
 
         for request_id, active in list(self._active.items()):
-            reason = None
             if active.handle.can_read():
-                for output in active.handle.read().values():
-                    active.streamer.write(output.generated_ids)
+                for sequence, output in sorted(active.handle.read().items()):
+                    choice = self._choice(active, sequence)
+                    choice.streamer.write(output.generated_ids)
+                    choice.tokens += len(output.generated_ids)
+                    if active.params.logprobs:
+                        tokens = (self._tokenizer.decode([token]) for token in output.generated_ids)
+                        choice.logprobs.extend(zip(tokens, output.generated_log_probs))
                     if output.finish_reason != openvino_genai.GenerationFinishReason.NONE:
-                        reason = output.finish_reason
+                        choice.finish_reason = finish_reason(output.finish_reason)
             status = active.handle.get_status()
-            if reason is None and status == openvino_genai.GenerationStatus.RUNNING:
+            done = len(active.choices) == active.params.n and all(c.finish_reason for c in active.choices.values())
+            if not done and status == openvino_genai.GenerationStatus.RUNNING:
                 self._flush(request_id, active)
                 continue
             del self._active[request_id]
-            if reason is None:
+            if not done:
                 self._conn.send(Failed(request_id, f"generation ended with status {status.name}"))
                 continue
-            active.streamer.end()
+            for choice in active.choices.values():
+                choice.streamer.end()
             self._flush(request_id, active)
-            metrics = active.handle.get_perf_metrics()
-            completion = Completion(finish_reason(reason), metrics.get_num_input_tokens(), metrics.get_num_generated_tokens())
-            self._conn.send(Finished(request_id, completion))
+            prompt_tokens = active.handle.get_perf_metrics().get_num_input_tokens()
+            reasons = tuple(c.finish_reason or "stop" for c in active.choices.values())
+            completion_tokens = sum(c.tokens for c in active.choices.values())
+            self._conn.send(Finished(request_id, Completion(reasons, prompt_tokens, completion_tokens)))
 
     def _flush(self, request_id: int, active: _Active) -> None:
-        if active.pending:
-            self._conn.send(Text(request_id, "".join(active.pending)))
-            active.pending.clear()
+        for index, choice in enumerate(active.choices.values()):
+            if choice.pending or choice.logprobs:
+                self._conn.send(Text(request_id, Delta(index, "".join(choice.pending), tuple(choice.logprobs))))
+                choice.pending.clear()
+                choice.logprobs.clear()
+
+
+def _pend(choice: _Choice, text: str) -> Any:
+    import openvino_genai
+
+    choice.pending.append(text)
+    return openvino_genai.StreamingStatus.RUNNING
 
 
 class _Sequential:
@@ -186,14 +216,18 @@ class _Sequential:
                     self._take(message)
             except _Shutdown:  # raising through the pipeline's C++ would lose it; stop, then raise
                 shutdown = True
-            self._conn.send(Text(request.id, text))
+            self._conn.send(Text(request.id, Delta(0, text)))
             stop = shutdown or request.id in self._cancelled
             return openvino_genai.StreamingStatus.CANCEL if stop else openvino_genai.StreamingStatus.RUNNING
 
-        config = configure(self._pipeline.get_generation_config(), request.params)
         try:
+            config = configure(self._pipeline.get_generation_config(), request.params)
             result = self._pipeline.generate(
-                request.prompt, images=_tensors(request.images), videos=_tensors(request.videos), generation_config=config, streamer=on_text
+                request.prompt,
+                images=_tensors(request.images),
+                videos=_tensors(request.videos),
+                generation_config=config,
+                streamer=on_text if request.params.n == 1 else None,  # it streams one sequence only
             )
         except Exception as exc:  # the pipeline's verdict on this request only
             self._conn.send(Failed(request.id, str(exc)))
@@ -203,6 +237,9 @@ class _Sequential:
         if request.id in self._cancelled:
             self._cancelled.discard(request.id)
             return
+        if request.params.n > 1:
+            for index, text in enumerate(result.texts):
+                self._conn.send(Text(request.id, Delta(index, text)))
         metrics = result.perf_metrics
-        completion = Completion(finish_reason(result.finish_reasons[0]), metrics.get_num_input_tokens(), metrics.get_num_generated_tokens())
-        self._conn.send(Finished(request.id, completion))
+        reasons = tuple(finish_reason(reason) for reason in result.finish_reasons)
+        self._conn.send(Finished(request.id, Completion(reasons, metrics.get_num_input_tokens(), metrics.get_num_generated_tokens())))

@@ -7,7 +7,7 @@ from typing import Any
 
 import numpy as np
 
-from ..generation import Completion, SamplingParams
+from ..generation import Completion, Delta, SamplingParams
 
 
 @dataclass(frozen=True)
@@ -57,7 +57,7 @@ class LoadFailed:
 @dataclass(frozen=True)
 class Text:
     id: int
-    text: str
+    delta: Delta
 
 
 @dataclass(frozen=True)
@@ -68,7 +68,8 @@ class Finished:
 
 @dataclass(frozen=True)
 class Failed:
-    """The pipeline refused or broke on one request; the worker goes on serving the others."""
+    """The pipeline refused (`rejected`: the request, as asked) or broke on one request; the worker goes on."""
 
     id: int
     message: str
+    rejected: bool = False
