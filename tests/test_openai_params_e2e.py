@@ -53,6 +53,11 @@ def test_n_with_greedy_decoding_repeats_the_one_answer(client):
     assert answer.choices[0].message.content == answer.choices[1].message.content
 
 
+def test_without_a_seed_each_request_samples_anew(client):
+    kw = {"model": MODEL, "messages": HELLO, "max_tokens": 12, "temperature": 1.2}
+    assert len({client.chat.completions.create(**kw).choices[0].message.content for _ in range(3)}) > 1
+
+
 def test_same_seed_gives_the_same_sampled_text(client):
     kw = {"model": MODEL, "messages": [user(image_part(data_url(png_bytes())), "Describe.")], "max_tokens": 12, "temperature": 1.2}
     first = client.chat.completions.create(seed=1234, **kw).choices[0].message.content
@@ -64,7 +69,7 @@ def test_same_seed_gives_the_same_sampled_text(client):
 
 @pytest.mark.parametrize("as_list", [False, True])
 def test_stop_cuts_the_answer_before_the_stop_text(client, as_list):
-    kw = {"model": MODEL, "messages": HELLO, "max_tokens": 24, "temperature": 0}  # openvino-genai's ignore_eos ignores stop too
+    kw = {"model": MODEL, "messages": HELLO, "max_tokens": 24, "temperature": 0}
     full = client.chat.completions.create(**kw).choices[0].message.content
     cut = next(i for i in range(3, len(full) - 3) if full[i : i + 3].isalnum() and full.find(full[i : i + 3]) == i)
     stop = full[cut : cut + 3]
@@ -156,3 +161,24 @@ def test_a_schema_the_pipeline_cannot_compile_is_a_400(client):
     assert "schema.properties.a.type" in caught.value.body["message"]
     assert client.chat.completions.create(model=MODEL, messages=HELLO, max_tokens=2).choices[0].message.content
 
+
+
+def test_max_tokens_over_the_context_is_a_400_giving_both_numbers(client):
+    """The tiny models have a context of 4096 tokens."""
+    with pytest.raises(openai.BadRequestError) as caught:
+        client.chat.completions.create(model=MODEL, messages=HELLO, max_tokens=5000)
+    error = caught.value.body
+    assert (error["code"], error["param"]) == ("context_length_exceeded", "max_tokens")
+    assert "max_tokens is 5000" in error["message"] and "context of 4096 tokens" in error["message"]
+    with pytest.raises(openai.BadRequestError) as caught:
+        client.chat.completions.create(model=MODEL, messages=[user("word " * 6000)], max_tokens=4)
+    assert (caught.value.body["code"], caught.value.body["param"]) == ("context_length_exceeded", "messages")
+
+
+def test_the_default_max_tokens_shrinks_to_the_context_left(client):
+    """`tiny-qwen2.5-vl` keeps the default of 1024 tokens; a long prompt leaves fewer, and the answer fills them."""
+    long = [user("word " * 1150)]
+    answer = client.chat.completions.create(model="tiny-qwen2.5-vl", messages=long, extra_body={"ignore_eos": True})
+    assert answer.usage.prompt_tokens > 4096 - 1024
+    assert answer.usage.prompt_tokens + answer.usage.completion_tokens == 4096
+    assert answer.choices[0].finish_reason == "length"

@@ -33,6 +33,7 @@ def error_of(payload) -> APIError:
         ({"messages": MSG, "seed": 2**63}, "seed"),
         ({"messages": MSG, "stop": ["a", "b", "c", "d", "e"]}, "stop"),
         ({"messages": MSG, "stop": [""]}, "stop.0"),
+        ({"messages": MSG, "stop": ""}, "stop"),
         ({"messages": MSG, "presence_penalty": -2.5}, "presence_penalty"),
         ({"messages": MSG, "frequency_penalty": 2.5}, "frequency_penalty"),
         ({"messages": MSG, "top_logprobs": 21}, "top_logprobs"),
@@ -66,7 +67,7 @@ def test_neutral_values_of_unsupported_fields_and_unknown_fields_are_accepted():
 
 
 def test_stop_and_response_format_read_as_generation_asks():
-    assert parse_request({"messages": MSG, "stop": "END"}).stop_texts == ("END",)
+    assert parse_request({"messages": MSG, "stop": "THE END"}).stop_texts == ("THE END",)
     assert parse_request({"messages": MSG, "stop": ["a", "b"]}).stop_texts == ("a", "b")
     assert parse_request({"messages": MSG, "response_format": {"type": "text"}}).json_schema is None
     assert parse_request({"messages": MSG, "response_format": {"type": "json_object"}}).json_schema == '{"type": "object"}'

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import random
 from dataclasses import dataclass
 from typing import Any
 
@@ -14,6 +15,8 @@ class SamplingParams:
     """
 
     max_tokens: int
+    #: Whether the client chose `max_tokens` (else it is the model's default, which may shrink to fit the context).
+    max_tokens_given: bool = False
     temperature: float | None = None
     top_p: float | None = None
     top_k: int | None = None
@@ -70,8 +73,8 @@ def configure(config: Any, params: SamplingParams) -> Any:
     for name in ("top_k", "min_p", "repetition_penalty", "presence_penalty", "frequency_penalty"):
         if (value := getattr(params, name)) is not None:
             setattr(config, name, value)
-    if params.seed is not None:
-        config.rng_seed = params.seed & (2**64 - 1)  # any int64 a client sends, as the unsigned seed
+    # any int64 a client sends, as the unsigned seed; without one, each request samples anew
+    config.rng_seed = (params.seed if params.seed is not None else random.getrandbits(64)) & (2**64 - 1)
     if params.n > 1:
         config.num_return_sequences = params.n
         if not config.do_sample:  # n greedy choices are the same choice n times, as OpenAI gives them

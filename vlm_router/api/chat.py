@@ -65,6 +65,7 @@ def sampling_params(request: ChatCompletionRequest, defaults: GenerationDefaults
     top_k = pick("top_k")
     return SamplingParams(
         max_tokens=request.token_limit or defaults.max_tokens,
+        max_tokens_given=request.token_limit is not None,
         **{name: pick(name) for name in ("temperature", "top_p", "min_p", "repetition_penalty", "presence_penalty", "frequency_penalty", "seed")},
         top_k=top_k if top_k and top_k > 0 else None,
         ignore_eos=request.ignore_eos,

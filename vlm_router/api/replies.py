@@ -65,7 +65,7 @@ def generation_error(exc: Exception, model: str, timeout: float | None) -> APIEr
     if isinstance(exc, WorkerError):
         return APIError(503, f"model '{model}' stopped: {exc}; retry", code="worker_failed", headers={"Retry-After": "1"})
     if isinstance(exc, RequestRejected):
-        return APIError(400, f"the model cannot generate this request: {exc}", code="invalid_request")
+        return APIError(400, str(exc), param=exc.param, code=exc.code)
     if not isinstance(exc, GenerationError):
         log.error("generation failed for model '%s'", model, exc_info=exc)
     return APIError(500, f"generation failed: {exc}", code="generation_failed")
@@ -110,29 +110,44 @@ def _event(body: dict[str, Any]) -> bytes:
 async def stream(
     request: web.Request, reply: Reply, outputs: AsyncGenerator[Delta | Completion, None], include_usage: bool, timeout: float | None
 ) -> web.StreamResponse:
-    """Server-sent events: each choice's role, text deltas, each finish reason, usage if asked, then [DONE]."""
+    """Server-sent events: each choice's role, text deltas, each finish reason, usage if asked, then [DONE].
+
+    The stream opens with the first output, so a request the worker refuses (longer than the context,
+    say) is a plain HTTP error; one that fails later ends with an error event.
+    """
     response = web.StreamResponse(headers={"Content-Type": "text/event-stream", "Cache-Control": "no-cache"})
-    await response.prepare(request)
     try:
         async with asyncio.timeout(timeout), contextlib.aclosing(outputs) as items:
+            try:
+                first = await anext(items)
+            except Exception as exc:
+                raise generation_error(exc, reply.model, timeout) from None
+            await response.prepare(request)
             for index in range(reply.n):
                 await response.write(_event(reply.chunk(index, {"role": "assistant", "content": ""})))
+            await _write(response, reply, first, include_usage)
             async for item in items:
-                if isinstance(item, Completion):
-                    for index, reason in enumerate(item.finish_reasons):
-                        await response.write(_event(reply.chunk(index, {}, reason)))
-                    if include_usage:
-                        await response.write(_event(reply.body("chat.completion.chunk", [], usage=_usage(item))))
-                elif item.text or item.logprobs:
-                    chunk = reply.chunk(item.index, {"content": item.text}, logprobs=reply.logprobs_of(item.logprobs))
-                    await response.write(_event(chunk))
+                await _write(response, reply, item, include_usage)
         await response.write(b"data: [DONE]\n\n")
+    except APIError:
+        raise
     except ConnectionResetError:
         log.info("client left during a stream of '%s'; generation stopped", reply.model)
-        return response
     except Exception as exc:
         error = generation_error(exc, reply.model, timeout)
+        if not response.prepared:
+            raise error from None
         with contextlib.suppress(ConnectionResetError):
             await response.write(_event(error.body()))
             await response.write(b"data: [DONE]\n\n")
     return response
+
+
+async def _write(response: web.StreamResponse, reply: Reply, item: Delta | Completion, include_usage: bool) -> None:
+    if isinstance(item, Completion):
+        for index, reason in enumerate(item.finish_reasons):
+            await response.write(_event(reply.chunk(index, {}, reason)))
+        if include_usage:
+            await response.write(_event(reply.body("chat.completion.chunk", [], usage=_usage(item))))
+    elif item.text or item.logprobs:
+        await response.write(_event(reply.chunk(item.index, {"content": item.text}, logprobs=reply.logprobs_of(item.logprobs))))

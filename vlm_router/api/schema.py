@@ -151,7 +151,7 @@ class ChatCompletionRequest(_Request):
     top_p: float | None = Field(None, ge=0, le=1)
     seed: int | None = Field(None, ge=-(2**63), lt=2**63)
     n: int | None = Field(None, ge=1, le=128, description="Choices; a model's `max_n` may allow fewer.")
-    stop: str | list[Annotated[str, Field(min_length=1)]] | None = Field(None, max_length=4)
+    stop: Annotated[str, Field(min_length=1)] | Annotated[list[Annotated[str, Field(min_length=1)]], Field(max_length=4)] | None = None
     presence_penalty: float | None = Field(None, ge=-2, le=2)
     frequency_penalty: float | None = Field(None, ge=-2, le=2)
     logprobs: bool | None = None
@@ -226,7 +226,7 @@ def _param(loc: tuple[int | str, ...]) -> str | None:
     kept: list[str] = []
     previous: int | str | None = None
     for part in loc:
-        is_label = isinstance(part, str) and (part in ("str", "int", "float", "bool") or "[" in part)
+        is_label = isinstance(part, str) and (part in ("str", "int", "float", "bool") or "[" in part or part.startswith("constrained-"))
         is_tag = (isinstance(previous, int) and part in _PART_TYPES) or (previous == "response_format" and part in _FORMAT_TYPES)
         if not (is_label or is_tag):
             kept.append(str(part))

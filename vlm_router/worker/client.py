@@ -30,7 +30,11 @@ class GenerationError(Exception):
 
 
 class RequestRejected(GenerationError):
-    """The pipeline refused one request as it was asked (e.g. a response format it cannot compile)."""
+    """The worker refused one request as it was asked (e.g. longer than the model's context)."""
+
+    def __init__(self, message: str, code: str, param: str | None) -> None:
+        super().__init__(message)
+        self.code, self.param = code, param
 
 
 class WorkerEngine:
@@ -132,7 +136,9 @@ class WorkerEngine:
                     return
                 elif isinstance(message, Failed):
                     finished = True
-                    raise (RequestRejected if message.rejected else GenerationError)(message.message)
+                    if message.code is not None:
+                        raise RequestRejected(message.message, message.code, message.param)
+                    raise GenerationError(message.message)
                 else:
                     finished = True
                     raise message

@@ -17,6 +17,7 @@ from typing import Any
 import numpy as np
 
 from ..generation import Completion, Delta, SamplingParams, configure, finish_reason
+from .budget import TooLong, context_length, fit
 from .protocol import Cancel, Failed, Finished, Generate, LoadFailed, Ready, Text, WorkerSpec
 
 
@@ -33,7 +34,8 @@ def main(conn: Connection, spec: WorkerSpec) -> None:
         conn.send(LoadFailed(f"{type(exc).__name__}: {exc}"))
         return
     conn.send(Ready(pid=os.getpid(), batching=spec.scheduler is not None))
-    serve = _Batching(pipeline, conn) if spec.scheduler is not None else _Sequential(pipeline, conn)
+    budget = _Budget(pipeline.get_tokenizer(), context_length(spec.model_dir))
+    serve = _Batching(pipeline, conn, budget) if spec.scheduler is not None else _Sequential(pipeline, conn, budget)
     try:
         serve.run()
     except _Shutdown:
@@ -72,10 +74,58 @@ def _receive(conn: Connection, timeout: float | None) -> Any:
 
 
 @dataclass
-class _Choice:
-    """One choice of a request: its streamer, the text and log-probabilities not sent yet, how it ended."""
+class _Budget:
+    """The model's context, and each request's parameters fitted into it."""
 
-    streamer: Any
+    tokenizer: Any
+    context: int | None
+
+    def params(self, request: Generate) -> SamplingParams:
+        if self.context is None:
+            return request.params
+        tokens = self.tokenizer.encode(request.prompt).input_ids.get_shape()[-1]
+        return fit(request.params, tokens, self.context)
+
+
+def _refusal(request_id: int, exc: Exception) -> Failed:
+    """What the router is told of a request the worker or the pipeline refused as it was asked."""
+    if isinstance(exc, TooLong):
+        return Failed(request_id, str(exc), code="context_length_exceeded", param=exc.param)
+    return Failed(request_id, f"the model cannot take this request: {exc}", code="invalid_request")
+
+
+class _Detokenizer:
+    """Token ids to text as they come, holding back a character whose bytes have not all arrived yet.
+
+    Decodes a short window of recent tokens rather than the whole sequence, and never fails on bytes
+    that are not UTF-8 (they read as U+FFFD), where openvino-genai's TextStreamer would raise.
+    """
+
+    def __init__(self, tokenizer: Any) -> None:
+        self._tokenizer = tokenizer
+        self._ids: list[int] = []
+        self._prefix = 0  # the window starts here
+        self._read = 0  # text of tokens up to here was sent
+
+    def add(self, ids: list[int]) -> str:
+        self._ids.extend(ids)
+        before = self._tokenizer.decode(self._ids[self._prefix : self._read])
+        text = self._tokenizer.decode(self._ids[self._prefix :])
+        if len(text) <= len(before) or text.endswith("\ufffd"):
+            return ""
+        self._prefix, self._read = self._read, len(self._ids)
+        return text[len(before) :]
+
+    def end(self) -> str:
+        before = self._tokenizer.decode(self._ids[self._prefix : self._read])
+        return self._tokenizer.decode(self._ids[self._prefix :])[len(before) :]
+
+
+@dataclass
+class _Choice:
+    """One choice of a request: its detokenizer, the text and log-probabilities not sent yet, how it ended."""
+
+    text: _Detokenizer
     pending: list[str] = field(default_factory=list)
     logprobs: list[tuple[str, float]] = field(default_factory=list)
     tokens: int = 0
@@ -93,9 +143,10 @@ class _Active:
 class _Batching:
     """Continuous batching: new requests join the running batch between steps."""
 
-    def __init__(self, pipeline: Any, conn: Connection) -> None:
+    def __init__(self, pipeline: Any, conn: Connection, budget: _Budget) -> None:
         self._pipeline = pipeline
         self._conn = conn
+        self._budget = budget
         self._tokenizer = pipeline.get_tokenizer()
         self._active: dict[int, _Active] = {}
 
@@ -116,20 +167,17 @@ class _Batching:
                 active.handle.cancel()
             return
         try:
-            config = configure(self._pipeline.get_config(), message.params)
+            params = self._budget.params(message)
+            config = configure(self._pipeline.get_config(), params)
             handle = self._pipeline.add_request(message.id, message.prompt, _tensors(message.images), _tensors(message.videos), config)
-        except Exception as exc:  # the pipeline's verdict on this request only
-            self._conn.send(Failed(message.id, str(exc), rejected=True))
+        except Exception as exc:  # the verdict on this request only
+            self._conn.send(_refusal(message.id, exc))
             return
-        self._active[message.id] = _Active(handle, message.params)
+        self._active[message.id] = _Active(handle, params)
 
     def _choice(self, active: _Active, sequence: int) -> _Choice:
         if sequence not in active.choices:
-            import openvino_genai
-
-            choice = _Choice(None)
-            choice.streamer = openvino_genai.TextStreamer(self._tokenizer, lambda text: _pend(choice, text))
-            active.choices[sequence] = choice
+            active.choices[sequence] = _Choice(_Detokenizer(self._tokenizer))
         return active.choices[sequence]
 
     def _collect(self) -> None:
@@ -140,7 +188,7 @@ class _Batching:
             if active.handle.can_read():
                 for sequence, output in sorted(active.handle.read().items()):
                     choice = self._choice(active, sequence)
-                    choice.streamer.write(output.generated_ids)
+                    choice.pending.append(choice.text.add(list(output.generated_ids)))
                     choice.tokens += len(output.generated_ids)
                     if active.params.logprobs:
                         tokens = (self._tokenizer.decode([token]) for token in output.generated_ids)
@@ -157,7 +205,7 @@ class _Batching:
                 self._conn.send(Failed(request_id, f"generation ended with status {status.name}"))
                 continue
             for choice in active.choices.values():
-                choice.streamer.end()
+                choice.pending.append(choice.text.end())
             self._flush(request_id, active)
             prompt_tokens = active.handle.get_perf_metrics().get_num_input_tokens()
             reasons = tuple(c.finish_reason or "stop" for c in active.choices.values())
@@ -166,25 +214,19 @@ class _Batching:
 
     def _flush(self, request_id: int, active: _Active) -> None:
         for index, choice in enumerate(active.choices.values()):
-            if choice.pending or choice.logprobs:
+            if any(choice.pending) or choice.logprobs:
                 self._conn.send(Text(request_id, Delta(index, "".join(choice.pending), tuple(choice.logprobs))))
                 choice.pending.clear()
                 choice.logprobs.clear()
 
 
-def _pend(choice: _Choice, text: str) -> Any:
-    import openvino_genai
-
-    choice.pending.append(text)
-    return openvino_genai.StreamingStatus.RUNNING
-
-
 class _Sequential:
     """`VLMPipeline`: one request at a time, the others wait in order."""
 
-    def __init__(self, pipeline: Any, conn: Connection) -> None:
+    def __init__(self, pipeline: Any, conn: Connection, budget: _Budget) -> None:
         self._pipeline = pipeline
         self._conn = conn
+        self._budget = budget
         self._queue: deque[Generate] = deque()
         self._cancelled: set[int] = set()
 
@@ -221,7 +263,11 @@ class _Sequential:
             return openvino_genai.StreamingStatus.CANCEL if stop else openvino_genai.StreamingStatus.RUNNING
 
         try:
-            config = configure(self._pipeline.get_generation_config(), request.params)
+            config = configure(self._pipeline.get_generation_config(), self._budget.params(request))
+        except TooLong as exc:
+            self._conn.send(_refusal(request.id, exc))
+            return
+        try:
             result = self._pipeline.generate(
                 request.prompt,
                 images=_tensors(request.images),

@@ -68,8 +68,12 @@ class Finished:
 
 @dataclass(frozen=True)
 class Failed:
-    """The pipeline refused (`rejected`: the request, as asked) or broke on one request; the worker goes on."""
+    """The worker refused one request as asked (`code` says why, `param` names the field) or the pipeline broke on it.
+
+    Either way the worker goes on serving the others.
+    """
 
     id: int
     message: str
-    rejected: bool = False
+    code: str | None = None
+    param: str | None = None
