@@ -237,12 +237,12 @@ def test_detokenizer_streams_text_as_one_decode_would(tiny_models):
     """Token by token, characters split over several tokens come out whole, and stray bytes never raise."""
     import openvino_genai
 
-    from vlm_router.worker.process import _Detokenizer
+    from vlm_router.worker.detokenizer import Detokenizer
 
     tokenizer = openvino_genai.Tokenizer(str(tiny_models["qwen2_vl"]))
     text = "héllo wörld ✓ 日本語 done"
     ids = [int(i) for i in tokenizer.encode(text).input_ids.data[0]]
-    detokenizer = _Detokenizer(tokenizer)
+    detokenizer = Detokenizer(tokenizer)
     pieces = [detokenizer.add([token]) for token in ids] + [detokenizer.end()]
     assert "".join(pieces) == tokenizer.decode(ids) == text
-    assert _Detokenizer(tokenizer).add([ids[0], 255, 254]) is not None
+    assert Detokenizer(tokenizer).add([ids[0], 255, 254]) is not None

@@ -3,8 +3,9 @@
 from __future__ import annotations
 
 import json
-from dataclasses import replace
+from dataclasses import dataclass, replace
 from pathlib import Path
+from typing import Any
 
 from ..generation import SamplingParams
 
@@ -49,3 +50,17 @@ def fit(params: SamplingParams, prompt_tokens: int, context: int | None) -> Samp
             "max_tokens",
         )
     return replace(params, max_tokens=room)
+
+
+@dataclass
+class Budget:
+    """The model's context, and each request's parameters fitted into it."""
+
+    tokenizer: Any
+    context: int | None
+
+    def params(self, prompt: str, params: SamplingParams) -> SamplingParams:
+        """`params` with `max_tokens` fitted to the context left after `prompt` (see `fit`)."""
+        if self.context is None:
+            return params
+        return fit(params, self.tokenizer.encode(prompt).input_ids.get_shape()[-1], self.context)

@@ -17,7 +17,8 @@ from typing import Any
 import numpy as np
 
 from ..generation import Completion, Delta, SamplingParams, configure, finish_reason
-from .budget import TooLong, context_length, fit
+from .budget import Budget, TooLong, context_length
+from .detokenizer import Detokenizer
 from .protocol import Cancel, Failed, Finished, Generate, LoadFailed, Ready, Text, WorkerSpec
 
 
@@ -34,7 +35,7 @@ def main(conn: Connection, spec: WorkerSpec) -> None:
         conn.send(LoadFailed(f"{type(exc).__name__}: {exc}"))
         return
     conn.send(Ready(pid=os.getpid(), batching=spec.scheduler is not None))
-    budget = _Budget(pipeline.get_tokenizer(), context_length(spec.model_dir))
+    budget = Budget(pipeline.get_tokenizer(), context_length(spec.model_dir))
     serve = _Batching(pipeline, conn, budget) if spec.scheduler is not None else _Sequential(pipeline, conn, budget)
     try:
         serve.run()
@@ -73,20 +74,6 @@ def _receive(conn: Connection, timeout: float | None) -> Any:
     return message
 
 
-@dataclass
-class _Budget:
-    """The model's context, and each request's parameters fitted into it."""
-
-    tokenizer: Any
-    context: int | None
-
-    def params(self, request: Generate) -> SamplingParams:
-        if self.context is None:
-            return request.params
-        tokens = self.tokenizer.encode(request.prompt).input_ids.get_shape()[-1]
-        return fit(request.params, tokens, self.context)
-
-
 def _refusal(request_id: int, exc: Exception) -> Failed:
     """What the router is told of a request the worker or the pipeline refused as it was asked."""
     if isinstance(exc, TooLong):
@@ -94,38 +81,11 @@ def _refusal(request_id: int, exc: Exception) -> Failed:
     return Failed(request_id, f"the model cannot take this request: {exc}", code="invalid_request")
 
 
-class _Detokenizer:
-    """Token ids to text as they come, holding back a character whose bytes have not all arrived yet.
-
-    Decodes a short window of recent tokens rather than the whole sequence, and never fails on bytes
-    that are not UTF-8 (they read as U+FFFD), where openvino-genai's TextStreamer would raise.
-    """
-
-    def __init__(self, tokenizer: Any) -> None:
-        self._tokenizer = tokenizer
-        self._ids: list[int] = []
-        self._prefix = 0  # the window starts here
-        self._read = 0  # text of tokens up to here was sent
-
-    def add(self, ids: list[int]) -> str:
-        self._ids.extend(ids)
-        before = self._tokenizer.decode(self._ids[self._prefix : self._read])
-        text = self._tokenizer.decode(self._ids[self._prefix :])
-        if len(text) <= len(before) or text.endswith("\ufffd"):
-            return ""
-        self._prefix, self._read = self._read, len(self._ids)
-        return text[len(before) :]
-
-    def end(self) -> str:
-        before = self._tokenizer.decode(self._ids[self._prefix : self._read])
-        return self._tokenizer.decode(self._ids[self._prefix :])[len(before) :]
-
-
 @dataclass
 class _Choice:
     """One choice of a request: its detokenizer, the text and log-probabilities not sent yet, how it ended."""
 
-    text: _Detokenizer
+    text: Detokenizer
     pending: list[str] = field(default_factory=list)
     logprobs: list[tuple[str, float]] = field(default_factory=list)
     tokens: int = 0
@@ -143,7 +103,7 @@ class _Active:
 class _Batching:
     """Continuous batching: new requests join the running batch between steps."""
 
-    def __init__(self, pipeline: Any, conn: Connection, budget: _Budget) -> None:
+    def __init__(self, pipeline: Any, conn: Connection, budget: Budget) -> None:
         self._pipeline = pipeline
         self._conn = conn
         self._budget = budget
@@ -167,7 +127,7 @@ class _Batching:
                 active.handle.cancel()
             return
         try:
-            params = self._budget.params(message)
+            params = self._budget.params(message.prompt, message.params)
             config = configure(self._pipeline.get_config(), params)
             handle = self._pipeline.add_request(message.id, message.prompt, _tensors(message.images), _tensors(message.videos), config)
         except Exception as exc:  # the verdict on this request only
@@ -177,7 +137,7 @@ class _Batching:
 
     def _choice(self, active: _Active, sequence: int) -> _Choice:
         if sequence not in active.choices:
-            active.choices[sequence] = _Choice(_Detokenizer(self._tokenizer))
+            active.choices[sequence] = _Choice(Detokenizer(self._tokenizer))
         return active.choices[sequence]
 
     def _collect(self) -> None:
@@ -223,7 +183,7 @@ class _Batching:
 class _Sequential:
     """`VLMPipeline`: one request at a time, the others wait in order."""
 
-    def __init__(self, pipeline: Any, conn: Connection, budget: _Budget) -> None:
+    def __init__(self, pipeline: Any, conn: Connection, budget: Budget) -> None:
         self._pipeline = pipeline
         self._conn = conn
         self._budget = budget
@@ -263,7 +223,7 @@ class _Sequential:
             return openvino_genai.StreamingStatus.CANCEL if stop else openvino_genai.StreamingStatus.RUNNING
 
         try:
-            config = configure(self._pipeline.get_generation_config(), self._budget.params(request))
+            config = configure(self._pipeline.get_generation_config(), self._budget.params(request.prompt, request.params))
         except TooLong as exc:
             self._conn.send(_refusal(request.id, exc))
             return
