@@ -40,7 +40,8 @@ CHAT_TEMPLATE = (
 )
 
 
-def _render(part: Part) -> str:
+def render_part(part: Part) -> str:
+    """A part as Qwen prompts write it: its text, or the vision tags of an image or a video."""
     if isinstance(part, Image):
         return IMAGE_TAG
     if isinstance(part, Video):
@@ -96,7 +97,7 @@ class Qwen2VLFamily(Family):
             out.append(f"<|im_start|>system\n{self.default_system}<|im_end|>\n")
         for message in messages:
             out.append(f"<|im_start|>{message.role}\n")
-            out.extend(_render(part) for part in message.parts)
+            out.extend(render_part(part) for part in message.parts)
             out.append("<|im_end|>\n")
         out.append("<|im_start|>assistant\n")
         return "".join(out)

@@ -2,13 +2,17 @@
 
 from __future__ import annotations
 
-from collections.abc import Callable
+import json
+from collections.abc import Callable, Mapping, Sequence
 from pathlib import Path
+from typing import Any
 
-from plugins.qwen2_vl import Qwen2VLFamily, qwen_tokenizer, token_ids
+from plugins.qwen2_vl import Qwen2VLFamily, qwen_tokenizer, render_part, token_ids
 from vlm_router import hookimpl
 from vlm_router.config import VideoSupport
+from vlm_router.conversation import Message, ToolCall
 from vlm_router.family import Capabilities, Family
+from vlm_router.tool_calls import parse_tagged_calls
 
 #: Qwen3-VL's special tokens, in the order of their ids (151643...) in the published tokenizer.
 SPECIAL_TOKENS = (
@@ -142,6 +146,16 @@ CHAT_TEMPLATE = (
 )
 
 
+TOOLS_INTRO = (
+    "# Tools\n\nYou may call one or more functions to assist with the user query.\n\n"
+    "You are provided with function signatures within <tools></tools> XML tags:\n<tools>"
+)
+TOOLS_OUTRO = (
+    "\n</tools>\n\nFor each function call, return a json object with function name and arguments within "
+    '<tool_call></tool_call> XML tags:\n<tool_call>\n{"name": <function-name>, "arguments": <args-json-object>}\n</tool_call><|im_end|>\n'
+)
+
+
 class Qwen3VLFamily(Qwen2VLFamily):
     """Qwen2-VL's prompt without its default system prompt; a video reaches the model as its frames.
 
@@ -156,6 +170,40 @@ class Qwen3VLFamily(Qwen2VLFamily):
     capabilities = Capabilities(images=True, max_images=None, video=VideoSupport.FRAMES, max_frames=8, max_aspect_ratio=200)
     description = "Qwen3-VL (ChatML without a default system prompt, <|vision_start|><|image_pad|><|vision_end|> per image)"
     default_system = None
+    tools = True
+
+    def build_prompt(self, messages: Sequence[Message]) -> str:
+        return self.build_tool_prompt(messages, ())
+
+    def build_tool_prompt(self, messages: Sequence[Message], tools: Sequence[Mapping[str, Any]]) -> str:
+        """As the template: with tools, a system turn lists them (after the client's system prompt) and says how to call.
+
+        An assistant turn writes its calls as `<tool_call>` blocks after its text; consecutive `tool`
+        turns are one user turn of `<tool_response>` blocks.
+        """
+        out: list[str] = []
+        if tools:
+            system = messages[0].text + "\n\n" if messages and messages[0].role == "system" else ""
+            listed = "".join("\n" + json.dumps(tool, ensure_ascii=False) for tool in tools)
+            out.append(f"<|im_start|>system\n{system}{TOOLS_INTRO}{listed}{TOOLS_OUTRO}")
+            messages = messages[1:] if system else messages
+        for i, message in enumerate(messages):
+            if message.role == "tool":
+                out.append("<|im_start|>user" if i == 0 or messages[i - 1].role != "tool" else "")
+                out.append(f"\n<tool_response>\n{message.text}\n</tool_response>")
+                out.append("<|im_end|>\n" if i == len(messages) - 1 or messages[i + 1].role != "tool" else "")
+                continue
+            out.append(f"<|im_start|>{message.role}\n")
+            out.extend(render_part(part) for part in message.parts)
+            for k, call in enumerate(message.tool_calls):
+                separator = "\n" if k or message.text else ""
+                out.append(f'{separator}<tool_call>\n{{"name": "{call.name}", "arguments": {call.arguments}}}\n</tool_call>')
+            out.append("<|im_end|>\n")
+        out.append("<|im_start|>assistant\n")
+        return "".join(out)
+
+    def parse_tool_calls(self, text: str) -> tuple[str, list[ToolCall]]:
+        return parse_tagged_calls(text)
 
     def tiny_model_types(self) -> dict[str, tuple[str, ...]]:
         return {"qwen3_vl": ("tiny",)}

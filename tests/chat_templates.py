@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 from typing import Any
 
 import jinja2.ext
@@ -16,6 +17,11 @@ def _raise(message: str) -> None:
     raise jinja2.TemplateError(message)
 
 
+def _tojson(value: Any, indent: int | None = None, separators: tuple[str, str] | None = None, sort_keys: bool = False) -> str:
+    """transformers' `tojson`: plain `json.dumps`, unlike jinja's (which sorts keys and escapes HTML)."""
+    return json.dumps(value, ensure_ascii=False, indent=indent, separators=separators, sort_keys=sort_keys)
+
+
 def render(template: str, messages: list[dict[str, Any]], **context: Any) -> str:
     """`template` rendered for `messages` with the generation prompt, under transformers' jinja settings.
 
@@ -23,12 +29,14 @@ def render(template: str, messages: list[dict[str, Any]], **context: Any) -> str
     """
     env = ImmutableSandboxedEnvironment(trim_blocks=True, lstrip_blocks=True, extensions=[jinja2.ext.loopcontrols])
     env.globals["raise_exception"] = _raise
+    env.filters["tojson"] = _tojson
     template = template.replace("{% generation %}", "").replace("{% endgeneration %}", "")
     return env.from_string(template).render(messages=messages, add_generation_prompt=True, **context)
 
 
 def hf_messages(messages: list[dict[str, Any]]) -> list[dict[str, Any]]:
-    """OpenAI messages as Hugging Face writes them: `{"type": "image"}` per image, a whole video as `{"type": "video"}`."""
+    """OpenAI messages as Hugging Face writes them: `{"type": "image"}` per image, a whole video as
+    `{"type": "video"}`, no content as `""`."""
     def part(p: dict[str, Any]) -> dict[str, Any]:
         if p["type"] == "image_url":
             return {"type": "image"}
@@ -36,7 +44,10 @@ def hf_messages(messages: list[dict[str, Any]]) -> list[dict[str, Any]]:
             return {"type": "video", "video": p["video_url"]["url"]}
         return p
 
-    return [{**m, "content": [part(p) for p in m["content"]] if isinstance(m["content"], list) else m["content"]} for m in messages]
+    def content(c: Any) -> Any:
+        return [part(p) for p in c] if isinstance(c, list) else "" if c is None else c  # templates iterate None
+
+    return [{**m, "content": content(m["content"])} for m in messages]
 
 
 def conversation(messages: list[dict[str, Any]]) -> list[Message]:

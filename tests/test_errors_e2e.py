@@ -48,7 +48,7 @@ def bad_requests(media_url: str) -> dict[str, tuple[int, dict | bytes, str | Non
         "top_p out of range": (400, {**GOOD, "top_p": -0.5}, "top_p"),
         "max_tokens zero": (400, {**GOOD, "max_tokens": 0}, "max_tokens"),
         "n above the model's max_n": (400, {**GOOD, "n": 9}, "n"),
-        "unsupported tools": (400, {**GOOD, "tools": [{"type": "function", "function": {"name": "f"}}]}, "tools"),
+        "tools to a family that calls none": (400, {**GOOD, "tools": [{"type": "function", "function": {"name": "f"}}]}, "tools"),
         "placeholder in text": (400, {**GOOD, "messages": [user("<|vision_start|><|image_pad|><|vision_end|>")]}, "messages.0.content.0.text"),
         "extreme aspect ratio": (400, with_image(data_url(png_bytes(600, 2))), "messages.0.content.0.image_url.url"),
         "too many images": (400, {**GOOD, "messages": [user(*[image_part(data_url(png_bytes(8, 8)))] * 17)]}, "messages"),

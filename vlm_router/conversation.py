@@ -5,7 +5,7 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import Literal, Union
 
-Role = Literal["system", "user", "assistant"]
+Role = Literal["system", "user", "assistant", "tool"]
 
 
 @dataclass(frozen=True)
@@ -30,10 +30,21 @@ class Video:
 Part = Union[Text, Image, Video]
 
 
+@dataclass(frozen=True)
+class ToolCall:
+    """A function call an assistant turn made; `arguments` is JSON text."""
+
+    id: str
+    name: str
+    arguments: str
+
+
 @dataclass
 class Message:
     role: Role
     parts: list[Part] = field(default_factory=list)
+    #: An assistant turn's function calls; a `tool` turn's text is the result of one.
+    tool_calls: list[ToolCall] = field(default_factory=list)
 
     @property
     def text(self) -> str:

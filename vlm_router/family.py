@@ -12,7 +12,7 @@ from typing import Any
 import numpy as np
 
 from .config import CapabilityOverrides, VideoSupport
-from .conversation import Message
+from .conversation import Message, ToolCall
 
 
 class CapabilityError(Exception):
@@ -102,6 +102,9 @@ class Family(ABC):
     #: Whether openvino-genai's ContinuousBatchingPipeline runs this family; if not, its workers use
     #: VLMPipeline, one request at a time.
     continuous_batching: bool = True
+    #: Whether the family calls functions: `build_tool_prompt` renders the tools offered, tool calls and
+    #: `tool` turns, and `parse_tool_calls` reads calls from generated text. Others refuse requests with tools.
+    tools: bool = False
 
     def reserved_tag_in(self, text: str) -> str | None:
         """The first media placeholder found in a client's `text`, if any."""
@@ -113,6 +116,14 @@ class Family(ABC):
     @abstractmethod
     def build_prompt(self, messages: Sequence[Message]) -> str:
         """The model's full prompt for `messages`, with the family's image and video tags, ready to tokenize."""
+
+    def build_tool_prompt(self, messages: Sequence[Message], tools: Sequence[Mapping[str, Any]]) -> str:
+        """The prompt offering `tools` (OpenAI's tool objects), with the calls and `tool` turns of `messages`."""
+        raise NotImplementedError(f"family '{self.name}' does not call functions")
+
+    def parse_tool_calls(self, text: str) -> tuple[str, list[ToolCall]]:
+        """The text without its function calls, and the calls (families with `tools`)."""
+        raise NotImplementedError(f"family '{self.name}' does not call functions")
 
     def for_model(self, config: Mapping[str, Any]) -> Family:
         """This family as it serves the model whose `config.json` is `config`; raise `ValueError` if it cannot.

@@ -98,7 +98,7 @@ async def chat_completions(request: web.Request, service: ChatService) -> web.St
         _check_engine(handle, chat, ready.engine.batching)
         params = sampling_params(chat, handle.config.defaults)
         outputs = ready.engine.stream(ready.prompt, ready.images, ready.videos, params)
-        reply = Reply(model=handle.name, n=params.n, logprobs=params.logprobs)
+        reply = Reply(model=handle.name, n=params.n, logprobs=params.logprobs, parse_tool_calls=ready.parse_tool_calls)
         return await _answer(request, chat, reply, outputs, handle.config.request_timeout_s)
     finally:
         handle.release()

@@ -7,7 +7,7 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
-from ..conversation import Image, Message, Part, Text, Video
+from ..conversation import Image, Message, Part, Text, ToolCall, Video
 from ..media.loader import MediaRef, VideoRef
 from .errors import bad_request
 from .schema import ChatCompletionRequest, ImageURLPart, TextPart, VideoFramesPart, VideoURLPart
@@ -32,7 +32,7 @@ def to_conversation(request: ChatCompletionRequest) -> Conversation:
         parts: list[Part] = []
         if isinstance(message.content, str):
             parts.append(Text(message.content))
-        else:
+        elif message.content is not None:
             for j, part in enumerate(message.content):
                 param = f"messages.{i}.content.{j}"
                 if isinstance(part, TextPart):
@@ -46,7 +46,8 @@ def to_conversation(request: ChatCompletionRequest) -> Conversation:
                     parts.append(Video(len(conversation.videos)))
                     conversation.videos.append(_video_ref(part, param))
         role = "system" if message.role == "developer" else message.role
-        conversation.messages.append(Message(role, parts))
+        calls = [ToolCall(call.id, call.function.name, call.function.arguments) for call in message.tool_calls or ()]
+        conversation.messages.append(Message(role, parts, calls))
     return conversation
 
 
@@ -74,7 +75,7 @@ def videos_as_images(messages: list[Message], images: list[np.ndarray], videos: 
             media = [images[part.index]] if isinstance(part, Image) else list(videos[part.index])
             parts.extend(Image(len(ordered) + k) for k in range(len(media)))
             ordered.extend(media)
-        rewritten.append(Message(message.role, parts))
+        rewritten.append(Message(message.role, parts, message.tool_calls))
     return rewritten, ordered
 
 
@@ -84,6 +85,6 @@ def texts_with_params(request: ChatCompletionRequest) -> Iterator[tuple[str, str
         if isinstance(message.content, str):
             yield message.content, f"messages.{i}.content"
             continue
-        for j, part in enumerate(message.content):
+        for j, part in enumerate(message.content or ()):
             if isinstance(part, TextPart):
                 yield part.text, f"messages.{i}.content.{j}.text"

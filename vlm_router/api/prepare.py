@@ -3,11 +3,13 @@
 from __future__ import annotations
 
 import asyncio
+from collections.abc import Callable
 from dataclasses import dataclass
 
 import numpy as np
 
 from ..config import MediaConfig, VideoSupport
+from ..conversation import ToolCall
 from ..family import Capabilities, CapabilityError
 from ..media import MediaError
 from ..media.loader import MediaLoader
@@ -27,6 +29,10 @@ def _check_request(handle: ModelHandle, request: ChatCompletionRequest, image_co
         caps.check(handle.name, image_count, video_count)
     except CapabilityError as exc:
         raise bad_request(str(exc), param="messages", code=f"capability_{exc.rule}") from None
+    uses_tools = any(m.role == "tool" or m.tool_calls for m in request.messages)
+    if (request.offered_tools or uses_tools) and not family.tools:
+        message = f"model '{handle.name}' (family '{family.name}') does not call functions"
+        raise bad_request(message, param="tools" if request.offered_tools else "messages", code="unsupported_parameter")
     for text, param in texts_with_params(request):
         tag = family.reserved_tag_in(text)
         if tag is not None:
@@ -56,6 +62,8 @@ class Prepared:
     prompt: str
     images: list[np.ndarray]
     videos: list[np.ndarray]
+    #: Reads function calls from the answer, when the request offered tools.
+    parse_tool_calls: Callable[[str], tuple[str, list[ToolCall]]] | None = None
 
 
 async def prepare(loader: MediaLoader, media: MediaConfig, handle: ModelHandle, request: ChatCompletionRequest, conversation: Conversation) -> Prepared:
@@ -90,7 +98,9 @@ async def prepare(loader: MediaLoader, media: MediaConfig, handle: ModelHandle, 
         _check_counts(media, len(images), 0)  # the frames count as images
         _check_request(handle, request, len(images), 0)
     videos = [family.prepare_video(video) for video in videos]
-    return Prepared(engine, family.build_prompt(messages), images, videos)
+    tools = request.offered_tools
+    prompt = family.build_tool_prompt(messages, tools) if family.tools else family.build_prompt(messages)
+    return Prepared(engine, prompt, images, videos, family.parse_tool_calls if tools else None)
 
 
 async def _videos(loader: MediaLoader, handle: ModelHandle, conversation: Conversation) -> list[np.ndarray]:

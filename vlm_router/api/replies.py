@@ -9,12 +9,13 @@ import logging
 import time
 import uuid
 from collections import defaultdict
-from collections.abc import AsyncGenerator, Sequence
+from collections.abc import AsyncGenerator, Callable, Sequence
 from dataclasses import dataclass
 from typing import Any
 
 from aiohttp import web
 
+from ..conversation import ToolCall
 from ..generation import Completion, Delta
 from ..worker.client import GenerationError, RequestRejected, WorkerError
 from .errors import APIError
@@ -46,15 +47,14 @@ async def complete(reply: Reply, outputs: AsyncGenerator[Delta | Completion, Non
     except Exception as exc:
         raise generation_error(exc, reply.model, timeout) from None
     assert completion is not None
-    choices = [
-        {
-            "index": index,
-            "message": {"role": "assistant", "content": "".join(texts[index])},
-            "finish_reason": reason,
-            "logprobs": reply.logprobs_of(logprobs[index]),
-        }
-        for index, reason in enumerate(completion.finish_reasons)
-    ]
+    choices = []
+    for index, reason in enumerate(completion.finish_reasons):
+        content, calls = reply.read_calls("".join(texts[index]))
+        message: dict[str, Any] = {"role": "assistant", "content": content}
+        if calls:
+            message["tool_calls"] = calls
+        choice = {"index": index, "message": message, "finish_reason": "tool_calls" if calls else reason}
+        choices.append({**choice, "logprobs": reply.logprobs_of(logprobs[index])})
     return web.json_response(reply.body("chat.completion", choices, usage=_usage(completion)))
 
 
@@ -78,12 +78,25 @@ class Reply:
     model: str
     n: int = 1
     logprobs: bool = False
+    #: Reads function calls from a choice's text, when the request offered tools.
+    parse_tool_calls: Callable[[str], tuple[str, list[ToolCall]]] | None = None
     id: str = ""
     created: int = 0
 
     def __post_init__(self) -> None:
         self.id = f"chatcmpl-{uuid.uuid4().hex}"
         self.created = int(time.time())
+
+    def read_calls(self, text: str) -> tuple[str | None, list[dict[str, Any]]]:
+        """A choice's content and OpenAI `tool_calls`; content is None when only calls were made."""
+        if self.parse_tool_calls is None:
+            return text, []
+        content, calls = self.parse_tool_calls(text)
+        tool_calls = [
+            {"id": f"call_{uuid.uuid4().hex[:24]}", "type": "function", "function": {"name": c.name, "arguments": c.arguments}}
+            for c in calls
+        ]
+        return (content or None) if calls else content, tool_calls
 
     def logprobs_of(self, tokens: Sequence[tuple[str, float]]) -> dict[str, Any] | None:
         """OpenAI's `logprobs` of a choice: each token's log-probability (no alternatives: `top_logprobs` is empty)."""
@@ -125,9 +138,10 @@ async def stream(
             await response.prepare(request)
             for index in range(reply.n):
                 await response.write(_event(reply.chunk(index, {"role": "assistant", "content": ""})))
-            await _write(response, reply, first, include_usage)
+            chunks = _Chunks(response, reply, include_usage)
+            await chunks.write(first)
             async for item in items:
-                await _write(response, reply, item, include_usage)
+                await chunks.write(item)
         await response.write(b"data: [DONE]\n\n")
     except APIError:
         raise
@@ -143,11 +157,33 @@ async def stream(
     return response
 
 
-async def _write(response: web.StreamResponse, reply: Reply, item: Delta | Completion, include_usage: bool) -> None:
-    if isinstance(item, Completion):
+class _Chunks:
+    """Writes a stream's outputs as chunks; with tools offered, each choice's text waits for its end to be read for calls."""
+
+    def __init__(self, response: web.StreamResponse, reply: Reply, include_usage: bool) -> None:
+        self._response, self._reply, self._include_usage = response, reply, include_usage
+        self._held: dict[int, list[str]] = defaultdict(list)
+
+    async def write(self, item: Delta | Completion) -> None:
+        reply = self._reply
+        if isinstance(item, Delta):
+            if reply.parse_tool_calls is not None:
+                self._held[item.index].append(item.text)
+                item = Delta(item.index, "", item.logprobs)
+            if item.text or item.logprobs:
+                await self._send(reply.chunk(item.index, {"content": item.text}, logprobs=reply.logprobs_of(item.logprobs)))
+            return
         for index, reason in enumerate(item.finish_reasons):
-            await response.write(_event(reply.chunk(index, {}, reason)))
-        if include_usage:
-            await response.write(_event(reply.body("chat.completion.chunk", [], usage=_usage(item))))
-    elif item.text or item.logprobs:
-        await response.write(_event(reply.chunk(item.index, {"content": item.text}, logprobs=reply.logprobs_of(item.logprobs))))
+            if reply.parse_tool_calls is not None:
+                content, calls = reply.read_calls("".join(self._held[index]))
+                if content:
+                    await self._send(reply.chunk(index, {"content": content}))
+                if calls:
+                    await self._send(reply.chunk(index, {"tool_calls": [{"index": k, **call} for k, call in enumerate(calls)]}))
+                    reason = "tool_calls"
+            await self._send(reply.chunk(index, {}, reason))
+        if self._include_usage:
+            await self._send(reply.body("chat.completion.chunk", [], usage=_usage(item)))
+
+    async def _send(self, body: dict[str, Any]) -> None:
+        await self._response.write(_event(body))

@@ -91,11 +91,46 @@ class VideoURLPart(_VideoOptions):
 ContentPart = Annotated[Union[TextPart, ImageURLPart, VideoFramesPart, VideoURLPart], Field(discriminator="type")]
 
 
+class CalledFunction(_Request):
+    name: str = Field(min_length=1)
+    arguments: str
+
+
+class ToolCall(_Request):
+    """A function call of an earlier assistant turn; `arguments` is JSON text, as OpenAI sends it."""
+
+    id: str
+    type: Literal["function"] = "function"
+    function: CalledFunction
+
+
 class ChatMessage(_Request):
     model_config = ConfigDict(strict=True, extra="ignore")  # e.g. `name`, which prompts do not use
 
-    role: Literal["system", "developer", "user", "assistant"]
-    content: str | list[ContentPart]
+    role: Literal["system", "developer", "user", "assistant", "tool"]
+    content: str | list[ContentPart] | None = None
+    tool_calls: list[ToolCall] | None = None
+    tool_call_id: str | None = None
+
+    @model_validator(mode="after")
+    def _content_or_calls(self) -> ChatMessage:
+        if self.content is None and not (self.role == "assistant" and self.tool_calls):
+            raise ValueError("missing:content")
+        if self.tool_calls and self.role != "assistant":
+            raise ValueError("misplaced:tool_calls")
+        return self
+
+
+class FunctionDefinition(_Request):
+    name: str = Field(pattern=r"^[A-Za-z0-9_-]{1,64}$")
+    description: str | None = None
+    parameters: dict[str, Any] | None = None
+    strict: bool | None = None
+
+
+class Tool(_Request):
+    type: Literal["function"]
+    function: FunctionDefinition
 
 
 class StreamOptions(_Request):
@@ -134,7 +169,7 @@ ResponseFormat = Annotated[Union[TextFormat, JSONObjectFormat, JSONSchemaFormat]
 
 
 #: Fields with a meaning this server does not implement yet; any value but the default is refused.
-UNSUPPORTED = ("tools", "tool_choice", "functions", "function_call", "logit_bias", "audio", "modalities", "prediction")
+UNSUPPORTED = ("functions", "function_call", "logit_bias", "audio", "modalities", "prediction")
 _NEUTRAL: tuple[object, ...] = (None, False, 0, [], {}, "none", "auto", {"type": "text"})
 
 
@@ -157,6 +192,8 @@ class ChatCompletionRequest(_Request):
     logprobs: bool | None = None
     top_logprobs: int | None = Field(None, ge=0, le=20)
     response_format: ResponseFormat | None = None
+    tools: list[Tool] | None = Field(None, max_length=128)
+    tool_choice: Literal["none", "auto", "required"] | dict[str, Any] | None = None
     top_k: int | None = Field(None, ge=-1, description="Extension, as in vLLM: -1 or 0 turns it off.")
     min_p: float | None = Field(None, ge=0, le=1, description="Extension, as in vLLM.")
     repetition_penalty: float | None = Field(None, gt=0, le=2, description="Extension, as in vLLM: 1 is none.")
@@ -169,7 +206,16 @@ class ChatCompletionRequest(_Request):
                 raise ValueError(f"unsupported:{name}")
         if self.top_logprobs:
             raise ValueError("unsupported:top_logprobs")
+        if self.tool_choice not in (None, "none", "auto"):
+            raise ValueError("unsupported:tool_choice")
         return self
+
+    @property
+    def offered_tools(self) -> list[dict[str, Any]]:
+        """The tools the model may call, as the chat template reads them; none when `tool_choice` is 'none'."""
+        if not self.tools or self.tool_choice == "none":
+            return []
+        return [tool.model_dump(exclude_none=True) for tool in self.tools]
 
     @property
     def stop_texts(self) -> tuple[str, ...]:
@@ -202,6 +248,10 @@ def parse_request(payload: Any) -> ChatCompletionRequest:
 def _to_api_error(exc: ValidationError) -> APIError:
     error = max(exc.errors(), key=lambda e: len(e["loc"]))
     message = str(error["msg"])
+    if message.startswith(("Value error, missing:", "Value error, misplaced:")):
+        place = ".".join(str(p) for p in error["loc"][:2]) + "." + message.rsplit(":", 1)[1]
+        what = "is required" if "missing:" in message else "is only for assistant messages"
+        return APIError(400, f"{place} {what}", param=place, code="invalid_value")
     if message.startswith("Value error, unsupported:"):
         field = message.rsplit(":", 1)[1]
         detail = _UNSUPPORTED_WHY.get(field, "")
@@ -212,7 +262,10 @@ def _to_api_error(exc: ValidationError) -> APIError:
     return APIError(400, f"{param}: {message}" if param else message, param=param, code="invalid_value")
 
 
-_UNSUPPORTED_WHY = {"top_logprobs": ": openvino-genai reports the chosen token's log-probability only (use logprobs)"}
+_UNSUPPORTED_WHY = {
+    "top_logprobs": ": openvino-genai reports the chosen token's log-probability only (use logprobs)",
+    "tool_choice": ": only 'auto' and 'none'; the model decides whether to call a tool",
+}
 _PART_TYPES = ("text", "image_url", "video", "video_url")
 _FORMAT_TYPES = ("text", "json_object", "json_schema")
 
