@@ -7,7 +7,7 @@ import re
 from collections.abc import Mapping
 from enum import Enum
 from pathlib import Path
-from typing import Any, Literal
+from typing import Annotated, Any, Literal
 
 import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
@@ -34,13 +34,21 @@ class ServerConfig(_Strict):
     memory_budget_gb: float | None = Field(None, gt=0, description="Estimated memory of loaded models (weights plus KV cache) stays under this.")
     worker_start_timeout_s: float = Field(900.0, gt=0)
     shutdown_grace_s: float = Field(30.0, ge=0, description="On SIGTERM, how long in-flight requests may take to finish.")
+    api_keys: list[Annotated[str, Field(min_length=8)]] = Field(
+        default_factory=list, description="Bearer tokens a client must send; none: no authentication. VLM_API_KEYS adds more."
+    )
+    cors_origins: list[str] = Field(default_factory=list, description="Origins browsers may call from ('*' for any); none: no CORS.")
 
 
 class MediaConfig(_Strict):
     allowed_hosts: list[str] = Field(
         default_factory=list,
-        description="Host names or addresses media URLs may be fetched from even when private or loopback.",
+        description="Host names, addresses or CIDR ranges media URLs may be fetched from even when private or loopback.",
     )
+    allow_private_networks: bool = Field(False, description="Fetch media from private, loopback and link-local addresses too.")
+    local_dir: Path | None = Field(None, description="A folder whose files `file://` URLs and paths may name; none: local files refused.")
+    max_messages: int = Field(512, ge=1, description="Messages one request may have.")
+    max_media_bytes_per_request: int = Field(256 * 2**20, gt=0, description="Bytes of all images and videos of one request together.")
     fetch_timeout_s: float = Field(10.0, gt=0)
     max_image_bytes: int = Field(20 * 2**20, gt=0)
     max_image_pixels: int = Field(40_000_000, gt=0)
@@ -225,6 +233,8 @@ def load_config(path: Path | None, env: Mapping[str, str] = os.environ) -> Route
 
 def _resolve_paths(config: RouterConfig, base: Path) -> RouterConfig:
     config.server.cache_dir = base / config.server.cache_dir
+    if config.media.local_dir is not None:
+        config.media.local_dir = base / config.media.local_dir
     for model in config.models:
         if model.path is not None:
             model.path = base / model.path
@@ -236,7 +246,8 @@ def _resolve_paths(config: RouterConfig, base: Path) -> RouterConfig:
 def apply_environment(config: RouterConfig, env: Mapping[str, str]) -> RouterConfig:
     """Apply the original service's variables over the file.
 
-    `VLM_SERVICE_PORT` and `VLM_HOST` set the listening address; `VLM_DEVICE`,
+    `VLM_SERVICE_PORT` and `VLM_HOST` set the listening address, `VLM_API_KEYS` (comma-separated)
+    adds API keys; `VLM_DEVICE`,
     `VLM_COMPRESSION_WEIGHT_FORMAT` and `VLM_SEED` apply to every model that does not set its own;
     `VLM_MODEL_NAME` selects a configured model (by name, alias or source) or adds it as a `source`
     entry, and makes it the default model.
@@ -247,6 +258,9 @@ def apply_environment(config: RouterConfig, env: Mapping[str, str]) -> RouterCon
         server["port"] = _env_int(env, "VLM_SERVICE_PORT")
     if "VLM_HOST" in env:
         server["host"] = env["VLM_HOST"]
+    if env.get("VLM_API_KEYS", "").strip():
+        keys = [key.strip() for key in env["VLM_API_KEYS"].split(",") if key.strip()]
+        server["api_keys"] = [*server.get("api_keys", []), *keys]
     models: list[dict[str, Any]] = data.setdefault("models", [])
     name = env.get("VLM_MODEL_NAME", "").strip()
     if name:
