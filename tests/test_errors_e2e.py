@@ -96,3 +96,12 @@ def test_unknown_route_and_method_are_json_errors(server):
     assert missing.status_code == 404 and missing.json()["error"]["message"]
     wrong = httpx.get(server.url + "/v1/chat/completions")
     assert wrong.status_code == 405 and wrong.json()["error"]["message"]
+
+
+@pytest.mark.parametrize("encoding", ["br", "zstd"])
+def test_a_body_in_an_encoding_the_server_cannot_decode_is_a_400(server, encoding):
+    """aiohttp's HTTP parser refuses it before any handler runs, so this 400's body is aiohttp's plain text."""
+    url = server.url + "/v1/chat/completions"
+    response = httpx.post(url, content=b"not compressed", headers={"Content-Encoding": encoding}, timeout=60)
+    assert response.status_code == 400
+    assert httpx.post(url, json=GOOD, timeout=60).status_code == 200

@@ -11,6 +11,7 @@ from ..media.fetch import MediaFetcher
 from ..media.loader import MediaLoader
 from ..plugins import FamilyRegistry
 from ..registry import ModelRegistry
+from .access import setup_access
 from .chat import ChatService, chat_completions, find_model
 from .errors import error_middleware
 
@@ -37,7 +38,12 @@ async def _chat(request: web.Request) -> web.StreamResponse:
 
 def create_app(config: RouterConfig, families: FamilyRegistry) -> web.Application:
     """The server for `config`, its models served by `families`."""
-    app = web.Application(middlewares=[error_middleware], client_max_size=config.media.max_request_bytes)
+    # lingering_time=0: a body left unread (refused, or undecodable) closes the connection after the
+    # answer instead of being drained, which for a broken gzip body would raise after the answer was sent
+    app = web.Application(
+        middlewares=[error_middleware], client_max_size=config.media.max_request_bytes, handler_args={"lingering_time": 0}
+    )
+    setup_access(app, config.server)  # inside error_middleware: a 401 or 403 is an OpenAI error body
     registry = ModelRegistry(config, families)
     fetcher = MediaFetcher(config.media)
     app[SERVICE] = ChatService(registry=registry, loader=MediaLoader(fetcher, config.media), media=config.media)

@@ -10,6 +10,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from aiohttp import web
+from aiohttp.web_protocol import RequestPayloadError
 
 from ..config import GenerationDefaults, MediaConfig
 from ..generation import Completion, Delta, SamplingParams
@@ -38,7 +39,10 @@ _INLINE_PARSE_BYTES = 256 * 1024
 
 
 async def read_json(request: web.Request) -> Any:
-    body = await request.read()
+    try:
+        body = await request.read()
+    except RequestPayloadError as exc:  # e.g. a body that is not the gzip its Content-Encoding says
+        raise APIError(400, f"the request body cannot be read: {exc}", code="invalid_body") from None
     try:
         if len(body) <= _INLINE_PARSE_BYTES:
             return json.loads(body)

@@ -12,7 +12,7 @@ log = logging.getLogger(__name__)
 
 _TYPES = {
     400: "invalid_request_error",
-    401: "authentication_error",
+    401: "invalid_request_error",  # as OpenAI's own 401 (code invalid_api_key)
     404: "not_found_error",
     405: "invalid_request_error",
     413: "invalid_request_error",
@@ -62,13 +62,16 @@ async def error_middleware(request: web.Request, handler: Handler) -> web.Stream
     try:
         return await handler(request)
     except APIError as exc:
-        return exc.response()
+        response = exc.response()
     except web.HTTPException as exc:
         if exc.status < 400:
             raise
         message = exc.text if exc.text and not exc.text.startswith(f"{exc.status}:") else exc.reason
         headers = {k: v for k, v in exc.headers.items() if k in ("Allow", "Retry-After")}
-        return APIError(exc.status, message, code=exc.reason.lower().replace(" ", "_"), headers=headers).response()
+        response = APIError(exc.status, message, code=exc.reason.lower().replace(" ", "_"), headers=headers).response()
     except Exception:
         log.exception("unhandled error on %s %s", request.method, request.path)
-        return APIError(500, "internal server error", code="internal_error").response()
+        response = APIError(500, "internal server error", code="internal_error").response()
+    if not request.content.is_eof():
+        response.force_close()  # the rest of the body is not read: the connection ends with this answer
+    return response

@@ -32,7 +32,7 @@ def check_schema(schema: Any, where: str = "schema", depth: int = 0) -> None:
     kind = schema.get("type")
     kinds = kind if isinstance(kind, list) else [kind] if kind is not None else []
     for name in kinds:
-        if name not in TYPES:
+        if not isinstance(name, str) or name not in TYPES:
             raise SchemaError(f"{where}.type: {name!r} is not a JSON Schema type ({', '.join(sorted(TYPES))})")
     ref = schema.get("$ref")
     if ref is not None and not (isinstance(ref, str) and ref.startswith(("#/$defs/", "#/definitions/", "#"))):

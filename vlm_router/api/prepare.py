@@ -11,7 +11,7 @@ import numpy as np
 from ..config import MediaConfig, VideoSupport
 from ..conversation import ToolCall
 from ..family import Capabilities, CapabilityError
-from ..media import MediaError
+from ..media import ByteBudget, MediaError
 from ..media.loader import MediaLoader
 from ..registry import ModelHandle, ModelUnavailable
 from ..worker.client import WorkerEngine
@@ -45,6 +45,12 @@ def _check_counts(media: MediaConfig, images: int, videos: int) -> None:
             raise bad_request(f"{count} {kind} in one request, over the limit of {limit}", param="messages", code=f"too_many_{kind}")
 
 
+def _check_messages(media: MediaConfig, request: ChatCompletionRequest) -> None:
+    count = len(request.messages)
+    if count > media.max_messages:
+        raise bad_request(f"{count} messages in one request, over the limit of {media.max_messages}", param="messages", code="too_many_messages")
+
+
 def _check_shapes(handle: ModelHandle, caps: Capabilities, media: list[np.ndarray], params: list[str]) -> None:
     """Every image, and every video's frames, against the model's shape rules."""
     for array, param in zip(media, params):
@@ -68,6 +74,7 @@ class Prepared:
 
 async def prepare(loader: MediaLoader, media: MediaConfig, handle: ModelHandle, request: ChatCompletionRequest, conversation: Conversation) -> Prepared:
     """Load the model and the media side by side; checks that need the family run once it is known."""
+    _check_messages(media, request)
     _check_counts(media, len(conversation.images), len(conversation.videos))
     _check_request(handle, request, len(conversation.images), len(conversation.videos))  # before any load, if possible
     engine_task = asyncio.ensure_future(handle.engine())
@@ -75,7 +82,8 @@ async def prepare(loader: MediaLoader, media: MediaConfig, handle: ModelHandle, 
         if conversation.videos and handle.capabilities is None:
             await engine_task  # video sampling follows the family's defaults
             _check_request(handle, request, len(conversation.images), len(conversation.videos))
-        images, videos = await asyncio.gather(loader.images(conversation.images), _videos(loader, handle, conversation))
+        budget = loader.budget()  # all media of the request together
+        images, videos = await asyncio.gather(loader.images(conversation.images, budget), _videos(loader, handle, conversation, budget))
         engine = await engine_task
     except MediaError as exc:
         raise APIError(exc.status, exc.message, param=exc.param, code=exc.code) from None
@@ -103,9 +111,9 @@ async def prepare(loader: MediaLoader, media: MediaConfig, handle: ModelHandle, 
     return Prepared(engine, prompt, images, videos, family.parse_tool_calls if tools else None)
 
 
-async def _videos(loader: MediaLoader, handle: ModelHandle, conversation: Conversation) -> list[np.ndarray]:
+async def _videos(loader: MediaLoader, handle: ModelHandle, conversation: Conversation, budget: ByteBudget) -> list[np.ndarray]:
     if not conversation.videos:
         return []
     caps = handle.capabilities
     assert caps is not None  # known before videos are loaded
-    return await loader.videos(conversation.videos, caps.video_fps, caps.max_frames)
+    return await loader.videos(conversation.videos, caps.video_fps, caps.max_frames, budget)

@@ -12,3 +12,22 @@ class MediaError(Exception):
         self.status = status
         self.code = code
         self.param = param
+
+
+class ByteBudget:
+    """The bytes all media of one request may take together (`media.max_media_bytes_per_request`).
+
+    Used from the event loop only: downloads count each chunk as it arrives, inline and local
+    media count their bytes once read.
+    """
+
+    def __init__(self, limit: int) -> None:
+        self.limit = limit
+        self.used = 0
+
+    def take(self, count: int) -> None:
+        """Count `count` more bytes; a 413 naming `messages` once the total passes the limit."""
+        self.used += count
+        if self.used > self.limit:
+            message = f"the request's media are over the limit of {self.limit} bytes together"
+            raise MediaError(message, status=413, code="request_media_too_large", param="messages")

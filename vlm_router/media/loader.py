@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import re
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 from typing import TypeVar
@@ -11,12 +12,15 @@ import numpy as np
 from PIL import Image
 
 from ..config import MediaConfig
-from . import MediaError
+from . import ByteBudget, MediaError
 from .fetch import MediaFetcher, decode_data_url
 from .images import decode_image
+from .local import read_local
 from .video import Sampling, VideoLimits, decode_video, fit
 
 T = TypeVar("T")
+
+_SCHEME = re.compile(r"^[a-z][a-z0-9+.-]*:", re.IGNORECASE)
 
 
 @dataclass(frozen=True)
@@ -43,31 +47,48 @@ class VideoRef:
 
 
 class MediaLoader:
-    """Turns a request's media references into arrays, under the configured limits."""
+    """Turns a request's media references into arrays, under the configured limits.
+
+    A URL may be `data:` (inline), http(s) (fetched), or a `file:` URL or bare path (read from
+    `media.local_dir` when it is set); other schemes are refused. The bytes of all media of one
+    request count together against `media.max_media_bytes_per_request`: pass the request's
+    `budget()` to every call for that request.
+    """
 
     def __init__(self, fetcher: MediaFetcher, config: MediaConfig) -> None:
         self._fetcher = fetcher
         self._config = config
 
-    async def images(self, refs: list[MediaRef]) -> list[np.ndarray]:
+    def budget(self) -> ByteBudget:
+        """A fresh per-request byte budget."""
+        return ByteBudget(self._config.max_media_bytes_per_request)
+
+    async def images(self, refs: list[MediaRef], budget: ByteBudget | None = None) -> list[np.ndarray]:
         """`(H, W, 3)` RGB arrays for `refs`, in order; a `MediaError` names the failing item's `param`."""
-        return list(await asyncio.gather(*(self._image(ref) for ref in refs)))
+        budget = budget or self.budget()
+        return list(await asyncio.gather(*(self._image(ref, budget) for ref in refs)))
 
-    async def videos(self, refs: list[VideoRef], fps: float, max_frames: int | None) -> list[np.ndarray]:
+    async def videos(self, refs: list[VideoRef], fps: float, max_frames: int | None, budget: ByteBudget | None = None) -> list[np.ndarray]:
         """`(frames, H, W, 3)` arrays for `refs`; `fps` and `max_frames` are the model's defaults and cap."""
-        return list(await asyncio.gather(*(self._video(ref, fps, max_frames) for ref in refs)))
+        budget = budget or self.budget()
+        return list(await asyncio.gather(*(self._video(ref, fps, max_frames, budget) for ref in refs)))
 
-    async def _image(self, ref: MediaRef) -> np.ndarray:
-        limit = self._config.max_image_bytes
-        if ref.url[:5].lower() == "data:":
-            return await _off_loop(ref.param, lambda: self._decode_image(decode_data_url(ref.url, limit, "image/")))
-        data = await _named(ref.param, self._fetcher.download(ref.url, limit))
-        return await _off_loop(ref.param, lambda: self._decode_image(data))
+    async def _bytes(self, url: str, param: str, max_bytes: int, media_prefix: str, budget: ByteBudget) -> bytes:
+        """The bytes `url` holds or names, at most `max_bytes`, counted towards `budget`."""
+        if url[:5].lower() == "data:":
+            data = await _off_loop(param, lambda: decode_data_url(url, max_bytes, media_prefix))
+        elif url[:5].lower() == "file:" or not _SCHEME.match(url):
+            data = await _off_loop(param, lambda: read_local(url, self._config.local_dir, max_bytes))
+        else:
+            return await _named(param, self._fetcher.download(url, max_bytes, budget))  # counted as it streams
+        budget.take(len(data))
+        return data
 
-    def _decode_image(self, data: bytes) -> np.ndarray:
-        return decode_image(data, self._config.max_image_pixels)
+    async def _image(self, ref: MediaRef, budget: ByteBudget) -> np.ndarray:
+        data = await self._bytes(ref.url, ref.param, self._config.max_image_bytes, "image/", budget)
+        return await _off_loop(ref.param, lambda: decode_image(data, self._config.max_image_pixels))
 
-    async def _video(self, ref: VideoRef, fps: float, model_max_frames: int | None) -> np.ndarray:
+    async def _video(self, ref: VideoRef, fps: float, model_max_frames: int | None, budget: ByteBudget) -> np.ndarray:
         config = self._config
         max_pixels = ref.max_pixels or config.video_max_pixels
         if max_pixels > config.max_video_pixels:
@@ -77,13 +98,11 @@ class MediaLoader:
         if ref.url is None:
             if len(ref.frames) > sampling.max_frames:
                 raise MediaError(f"{len(ref.frames)} frames, over the limit of {sampling.max_frames}", param=f"{ref.param}.video")
-            frames = await self.images(list(ref.frames))
+            frames = await self.images(list(ref.frames), budget)
             return await _off_loop(f"{ref.param}.video", lambda: _same_size(frames, max_pixels))
         limits = VideoLimits(config.max_video_duration_s, config.max_image_pixels)
-        url, param = ref.url, f"{ref.param}.video_url.url"
-        if url[:5].lower() == "data:":
-            return await _off_loop(param, lambda: decode_video(decode_data_url(url, config.max_video_bytes, "video/"), sampling, limits))
-        data = await _named(param, self._fetcher.download(url, config.max_video_bytes))
+        param = f"{ref.param}.video_url.url"
+        data = await self._bytes(ref.url, param, config.max_video_bytes, "video/", budget)
         return await _off_loop(param, lambda: decode_video(data, sampling, limits))
 
 

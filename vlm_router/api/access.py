@@ -1,0 +1,123 @@
+"""Who may call the API: optional bearer API keys, and CORS for browser clients.
+
+Both are off by default. `server.api_keys` closes every endpoint but `GET /health` to requests
+without `Authorization: Bearer <key>`; `server.cors_origins` lets browsers on those origins call the
+server. CORS preflights are answered before the key check, as browsers send them without a key.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import hmac
+import logging
+import re
+
+from aiohttp import hdrs, web
+from aiohttp.typedefs import Middleware
+
+from ..config import ServerConfig
+from .errors import APIError, Handler
+
+log = logging.getLogger(__name__)
+
+OPEN_PATHS = frozenset({"/health"})  # reachable with GET (and HEAD) without a key
+ALLOW_METHODS = "GET, POST, OPTIONS"
+ALLOW_HEADERS = ("authorization", "content-type", "x-request-id")
+ALLOW_HEADER_PREFIXES = ("openai-", "x-stainless-")  # what the openai JS client sends
+EXPOSE_HEADERS = "Retry-After"  # 429 and 503 say when to come back
+PREFLIGHT_MAX_AGE_S = 600
+_TOKEN = re.compile(r"^[a-z0-9-]+$")
+
+
+def _digest(key: str) -> bytes:
+    """A fixed-length stand-in for a key, so comparing them reveals nothing about its length."""
+    return hashlib.sha256(key.encode("utf-8", "surrogatepass")).digest()
+
+
+def auth_middleware(keys: list[str]) -> Middleware:
+    """A middleware that refuses requests without one of `keys` as their bearer token (401)."""
+    digests = [_digest(key) for key in keys]
+
+    @web.middleware
+    async def authenticate(request: web.Request, handler: Handler) -> web.StreamResponse:
+        if request.path in OPEN_PATHS and request.method in (hdrs.METH_GET, hdrs.METH_HEAD):
+            return await handler(request)
+        scheme, _, token = request.headers.get(hdrs.AUTHORIZATION, "").partition(" ")
+        token = token.strip()
+        if scheme.lower() != "bearer" or not token:
+            log.info("401 for %s %s from %s: no API key", request.method, request.path, request.remote)
+            raise _unauthorized(
+                "You didn't provide an API key. You need to provide your API key in an Authorization header "
+                "using Bearer auth (i.e. Authorization: Bearer YOUR_KEY)."
+            )
+        presented = _digest(token)
+        matched = False
+        for digest in digests:  # every key, so the time taken does not tell which one matched
+            matched |= hmac.compare_digest(presented, digest)
+        if not matched:
+            log.info("401 for %s %s from %s: wrong API key", request.method, request.path, request.remote)
+            raise _unauthorized("Incorrect API key provided.")
+        return await handler(request)
+
+    return authenticate
+
+
+def _unauthorized(message: str) -> APIError:
+    return APIError(401, message, code="invalid_api_key", headers={hdrs.WWW_AUTHENTICATE: "Bearer"})
+
+
+class Cors:
+    """CORS for `origins` (exact origins such as `https://app.example`, or `*` for any)."""
+
+    def __init__(self, origins: list[str]) -> None:
+        self.any = "*" in origins
+        self.origins = frozenset(o.strip().rstrip("/").lower() for o in origins if o.strip() != "*")
+
+    def allows(self, origin: str) -> bool:
+        return self.any or origin.lower() in self.origins
+
+    @web.middleware
+    async def preflight(self, request: web.Request, handler: Handler) -> web.StreamResponse:
+        """Answers a preflight (OPTIONS with Access-Control-Request-Method) on any path: 204, or 403 for an origin not allowed."""
+        origin = request.headers.get(hdrs.ORIGIN)
+        if request.method != hdrs.METH_OPTIONS or origin is None or hdrs.ACCESS_CONTROL_REQUEST_METHOD not in request.headers:
+            return await handler(request)
+        if not self.allows(origin):
+            raise APIError(403, "CORS origin not allowed", code="cors_origin_not_allowed")
+        requested = request.headers.get(hdrs.ACCESS_CONTROL_REQUEST_HEADERS, "")
+        names = dict.fromkeys([*ALLOW_HEADERS, *(n.strip().lower() for n in requested.split(","))])
+        allowed = [n for n in names if n in ALLOW_HEADERS or (_TOKEN.match(n) and n.startswith(ALLOW_HEADER_PREFIXES))]
+        return web.Response(
+            status=204,
+            headers={
+                hdrs.ACCESS_CONTROL_ALLOW_METHODS: ALLOW_METHODS,
+                hdrs.ACCESS_CONTROL_ALLOW_HEADERS: ", ".join(allowed),
+                hdrs.ACCESS_CONTROL_MAX_AGE: str(PREFLIGHT_MAX_AGE_S),
+            },
+        )
+
+    async def add_headers(self, request: web.Request, response: web.StreamResponse) -> None:
+        """`on_response_prepare`: every response, streamed or not, error or not, gets the CORS headers."""
+        vary = response.headers.get(hdrs.VARY, "")
+        if "origin" not in vary.lower():
+            response.headers[hdrs.VARY] = f"{vary}, Origin" if vary else "Origin"
+        origin = request.headers.get(hdrs.ORIGIN)
+        if origin is None or not self.allows(origin):
+            return
+        response.headers[hdrs.ACCESS_CONTROL_ALLOW_ORIGIN] = "*" if self.any else origin
+        if request.method != hdrs.METH_OPTIONS:
+            response.headers[hdrs.ACCESS_CONTROL_EXPOSE_HEADERS] = EXPOSE_HEADERS
+
+
+def setup_access(app: web.Application, server: ServerConfig) -> None:
+    """Add CORS (if `server.cors_origins`) and then the key check (if `server.api_keys`) to `app`.
+
+    Call before the app starts and after `error_middleware` is in place, so both errors still leave as
+    OpenAI error bodies.
+    """
+    if server.cors_origins:
+        cors = Cors(server.cors_origins)
+        app.middlewares.append(cors.preflight)
+        app.on_response_prepare.append(cors.add_headers)
+    if server.api_keys:
+        app.middlewares.append(auth_middleware(server.api_keys))
