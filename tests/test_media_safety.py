@@ -204,12 +204,20 @@ async def test_an_allow_list_entry_allows_only_what_it_names(second_loopback, ip
     assert (await refusal(ipv6_loopback.url + "/red.png", allowed_hosts=["127.0.0.0/8"])).code == "media_url_refused"
 
 
-@pytest.mark.parametrize("host", ["0.0.0.0", "[::]", "224.0.0.1", "255.255.255.255"])
-async def test_unspecified_multicast_and_broadcast_are_never_fetched(origin, host):
+@pytest.mark.parametrize("host", ["224.0.0.1", "255.255.255.255"])
+async def test_multicast_and_broadcast_are_never_fetched(origin, host):
     port = origin.url.rsplit(":", 1)[1]
-    for media in ({"allow_private_networks": True}, {"allowed_hosts": ["0.0.0.0", "::", "0.0.0.0/0", "::/0", host]}):
+    for media in ({"allow_private_networks": True}, {"allowed_hosts": ["0.0.0.0/0", host]}):
         error = await refusal(f"http://{host}:{port}/red.png", **media)
         assert error.code == "media_url_refused" and "no setting allows it" in error.message
+
+
+async def test_unspecified_is_fetched_only_when_its_address_is_listed(origin):
+    """0.0.0.0 reaches this machine: private networks do not open it, an entry for the address does."""
+    url = f"http://0.0.0.0:{origin.url.rsplit(':', 1)[1]}/red.png"
+    assert (await refusal(url, allow_private_networks=True)).code == "media_url_refused"
+    assert is_red(await load(url, allowed_hosts=["0.0.0.0"]))
+    assert is_red(await load(url, allowed_hosts=["0.0.0.0/8"]))
 
 
 @pytest.mark.parametrize(

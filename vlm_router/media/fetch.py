@@ -25,7 +25,7 @@ _NAT64 = ipaddress.ip_network("64:ff9b::/96")
 _THIS_NETWORK = ipaddress.ip_network("0.0.0.0/8")
 _BROADCAST = ipaddress.ip_address("255.255.255.255")
 _PRIVATE = "a private, loopback, link-local or reserved address"
-_NEVER = "an unspecified, multicast or broadcast address"
+_NEVER = "a multicast or broadcast address"
 
 
 def reached_address(ip: IPAddress) -> IPAddress:
@@ -53,8 +53,13 @@ def is_public(ip: IPAddress) -> bool:
 
 
 def never_allowed(ip: IPAddress) -> bool:
-    """Addresses no setting allows: unspecified (`0.0.0.0/8`, `::`), multicast and broadcast."""
-    return ip.is_unspecified or ip.is_multicast or ip == _BROADCAST or ip in _THIS_NETWORK
+    """Addresses no setting allows: multicast and broadcast."""
+    return ip.is_multicast or ip == _BROADCAST
+
+
+def unspecified(ip: IPAddress) -> bool:
+    """`0.0.0.0/8` and `::`, which reach this machine on Linux: allowed only when listed by address."""
+    return ip.is_unspecified or ip in _THIS_NETWORK
 
 
 class RefusedAddress(OSError):
@@ -72,7 +77,8 @@ class HostPolicy:
 
     Public addresses always; private, loopback, link-local and reserved ones only when
     `allow_private` is set or `allowed_hosts` lists the host name, the address or a network
-    holding it; unspecified, multicast and broadcast addresses never.
+    holding it; unspecified ones (`0.0.0.0`, `::`) only when listed by address or network, never
+    by a name that resolves to them; multicast and broadcast never.
     """
 
     def __init__(self, allowed_hosts: list[str], allow_private: bool = False) -> None:
@@ -104,9 +110,12 @@ class HostPolicy:
         ip = reached_address(given)
         if never_allowed(ip):
             raise RefusedAddress(host, address, never=True)
-        if is_public(ip) or self._allow_private or self.host_allowed(host):
-            return
-        if any(a in network for network in self._networks for a in (ip, given)):
+        listed = any(a in network for network in self._networks for a in (ip, given))
+        if unspecified(ip):  # reaches this machine: only an allow-list entry for the address itself opens it
+            if listed:
+                return
+            raise RefusedAddress(host, address, never=False)
+        if listed or is_public(ip) or self._allow_private or self.host_allowed(host):
             return
         raise RefusedAddress(host, address, never=False)
 
