@@ -72,6 +72,14 @@ def plugins(_: argparse.Namespace) -> int:
     return 0
 
 
+def devices(_: argparse.Namespace) -> int:
+    from .devices import available_devices, device_properties
+
+    for name in available_devices():
+        print(f"{name}  {device_properties(name).get('FULL_DEVICE_NAME', '')}")
+    return 0
+
+
 def make_tiny(args: argparse.Namespace) -> int:
     from .config import WeightFormat
     from .tiny import TinyModelError, make_tiny as build
@@ -106,6 +114,9 @@ def parser() -> argparse.ArgumentParser:
 
     listing = commands.add_parser("plugins", help="list installed plugins and families with their capabilities")
     listing.set_defaults(func=plugins)
+
+    device_list = commands.add_parser("devices", help="list OpenVINO's devices on this machine")
+    device_list.set_defaults(func=devices)
 
     tiny = commands.add_parser("make-tiny", help="build a tiny random-weight model offline (needs the convert extra)")
     tiny.add_argument("--family", required=True, help="model type to build, e.g. qwen2_vl or qwen2_5_vl")

@@ -11,6 +11,7 @@ from ..media.fetch import MediaFetcher
 from ..media.loader import MediaLoader
 from ..plugins import FamilyRegistry
 from ..registry import ModelRegistry
+from . import devices
 from .access import setup_access
 from .chat import ChatService, chat_completions, find_model
 from .errors import error_middleware
@@ -51,6 +52,7 @@ def create_app(config: RouterConfig, families: FamilyRegistry) -> web.Applicatio
     app.router.add_get("/health", health)
     app.router.add_get("/v1/models", list_models)
     app.router.add_get("/v1/models/{model:.+}", get_model)
+    devices.add_routes(app)
     app.router.add_post("/v1/chat/completions", _chat)
 
     async def start(app: web.Application) -> None:
