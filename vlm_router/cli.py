@@ -9,10 +9,10 @@ import sys
 from pathlib import Path
 
 from .config import ConfigError, load_config
+from .logs import setup_logging
 from .plugins import PluginError, load_families
 
 DEFAULT_CONFIG = "models.yaml"
-ACCESS_LOG = '%a "%r" %s %b %Tfs'  # client, request line, status, bytes, seconds
 
 
 def _config_path(value: str | None) -> Path | None:
@@ -43,7 +43,7 @@ def serve(args: argparse.Namespace) -> int:
         host=config.server.host,
         port=config.server.port,
         print=None,
-        access_log_format=ACCESS_LOG,
+        access_log=None,  # vlm_router.requests logs each request, with its id, model, tokens and timings
         handler_cancellation=True,  # a client that leaves cancels its request, and so its generation
         shutdown_timeout=config.server.shutdown_grace_s,  # SIGTERM: in-flight requests may finish first
     )
@@ -104,6 +104,7 @@ def make_tiny(args: argparse.Namespace) -> int:
 def parser() -> argparse.ArgumentParser:
     top = argparse.ArgumentParser(prog="vlm-router", description="OpenAI-compatible server for vision-language models on OpenVINO")
     top.add_argument("--log-level", default=os.environ.get("VLM_LOG_LEVEL", "INFO"))
+    top.add_argument("--log-format", choices=["text", "json"], default=os.environ.get("VLM_LOG_FORMAT", "text"), help="json: one JSON object per line")
     commands = top.add_subparsers(dest="command", required=True)
 
     run = commands.add_parser("serve", help="serve the models of models.yaml")
@@ -131,7 +132,7 @@ def parser() -> argparse.ArgumentParser:
 
 def main(argv: list[str] | None = None) -> int:
     args = parser().parse_args(argv)
-    logging.basicConfig(level=args.log_level.upper(), format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+    setup_logging(args.log_level, args.log_format)
     try:
         return args.func(args)
     except (ConfigError, PluginError) as exc:

@@ -13,6 +13,7 @@ from ..plugins import FamilyRegistry
 from ..registry import ModelRegistry
 from . import devices
 from .access import setup_access
+from .request_log import echo_request_id, request_log
 from .chat import ChatService, chat_completions, find_model
 from .errors import error_middleware
 
@@ -42,8 +43,9 @@ def create_app(config: RouterConfig, families: FamilyRegistry) -> web.Applicatio
     # lingering_time=0: a body left unread (refused, or undecodable) closes the connection after the
     # answer instead of being drained, which for a broken gzip body would raise after the answer was sent
     app = web.Application(
-        middlewares=[error_middleware], client_max_size=config.media.max_request_bytes, handler_args={"lingering_time": 0}
+        middlewares=[request_log, error_middleware], client_max_size=config.media.max_request_bytes, handler_args={"lingering_time": 0}
     )
+    app.on_response_prepare.append(echo_request_id)
     setup_access(app, config.server)  # inside error_middleware: a 401 or 403 is an OpenAI error body
     registry = ModelRegistry(config, families)
     fetcher = MediaFetcher(config.media)

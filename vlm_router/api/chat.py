@@ -20,6 +20,7 @@ from .errors import APIError
 from .messages import to_conversation
 from .prepare import prepare
 from .replies import Reply, complete, stream
+from .request_log import RequestRecord, record_of
 from .schema import ChatCompletionRequest, parse_request
 
 log = logging.getLogger(__name__)
@@ -92,6 +93,8 @@ def _check_engine(handle: ModelHandle, chat: ChatCompletionRequest, batching: bo
 async def chat_completions(request: web.Request, service: ChatService) -> web.StreamResponse:
     chat = parse_request(await read_json(request))
     handle = find_model(service.registry, chat.model)
+    record = record_of(request)
+    record.model, record.stream = handle.name, chat.stream
     conversation = to_conversation(chat)
     try:
         handle.admit()  # from here on the model counts this request, and is not unloaded
@@ -103,9 +106,20 @@ async def chat_completions(request: web.Request, service: ChatService) -> web.St
         params = sampling_params(chat, handle.config.defaults)
         outputs = ready.engine.stream(ready.prompt, ready.images, ready.videos, params)
         reply = Reply(model=handle.name, n=params.n, logprobs=params.logprobs, parse_tool_calls=ready.parse_tool_calls)
-        return await _answer(request, chat, reply, outputs, handle.config.request_timeout_s)
+        try:
+            return await _answer(request, chat, reply, outputs, handle.config.request_timeout_s)
+        finally:
+            _note(record_of(request), reply)
     finally:
         handle.release()
+
+
+def _note(record: RequestRecord, reply: Reply) -> None:
+    """Usage and time to the first output, for the request's log line."""
+    if reply.first_output_at is not None:
+        record.ttft_s = round(reply.first_output_at - record.started, 3)
+    if reply.completion is not None:
+        record.prompt_tokens, record.completion_tokens = reply.completion.prompt_tokens, reply.completion.completion_tokens
 
 
 async def _answer(

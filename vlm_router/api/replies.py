@@ -39,6 +39,7 @@ async def complete(reply: Reply, outputs: AsyncGenerator[Delta | Completion, Non
     try:
         async with asyncio.timeout(timeout), contextlib.aclosing(outputs) as items:
             async for item in items:
+                reply.saw(item)
                 if isinstance(item, Completion):
                     completion = item
                 else:
@@ -82,6 +83,16 @@ class Reply:
     parse_tool_calls: Callable[[str], tuple[str, list[ToolCall]]] | None = None
     id: str = ""
     created: int = 0
+    #: When generation's first output arrived (`time.monotonic()`), and how it ended: for the request log.
+    first_output_at: float | None = None
+    completion: Completion | None = None
+
+    def saw(self, item: Delta | Completion) -> None:
+        """Note an output's timing and, at the end, its usage."""
+        if self.first_output_at is None:
+            self.first_output_at = time.monotonic()
+        if isinstance(item, Completion):
+            self.completion = item
 
     def __post_init__(self) -> None:
         self.id = f"chatcmpl-{uuid.uuid4().hex}"
@@ -166,6 +177,7 @@ class _Chunks:
 
     async def write(self, item: Delta | Completion) -> None:
         reply = self._reply
+        reply.saw(item)
         if isinstance(item, Delta):
             if reply.parse_tool_calls is not None:
                 self._held[item.index].append(item.text)
