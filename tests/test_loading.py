@@ -159,3 +159,24 @@ async def test_capability_override_refuses_images(aiohttp_server, families, tiny
         await ask(client, "one-image", image, image)
     assert "at most 1 image" in caught.value.body["message"]
     assert app[SERVICE].registry.get("text-only").load_count == 0, "refused before loading the model"
+
+
+async def test_a_second_load_uses_the_compiled_model_cache(aiohttp_server, families, tiny_models, tmp_path):
+    """OpenVINO writes compiled blobs on the first load and reads them on the next."""
+    models = [{"name": "org/m", "path": str(tiny_models["qwen2_vl"])}]
+    server = {"cache_dir": str(tmp_path), "compile_cache": True}
+    _, first = await start(aiohttp_server, families, models, server=server)
+    assert (await ask(first, "org/m")).choices[0].message.content
+    compiled = tmp_path / "compiled" / "org--m"
+    written = {p: p.stat().st_mtime_ns for p in compiled.rglob("*") if p.is_file()}
+    assert written, "the first load filled the cache"
+    _, second = await start(aiohttp_server, families, models, server=server)
+    assert (await ask(second, "org/m")).choices[0].message.content
+    again = {p: p.stat().st_mtime_ns for p in compiled.rglob("*") if p.is_file()}
+    assert set(again) == set(written), "no new blobs: the models were found in the cache"
+    assert sum(again[p] == t for p, t in written.items()) >= len(written) - 1  # one part is rewritten on each load
+    off = [{**models[0], "name": "off", "ov_config": {"CACHE_DIR": ""}}, {**models[0], "name": "cpu-auto"}]
+    _, third = await start(aiohttp_server, families, off, server=server)
+    _, auto = await start(aiohttp_server, families, off[1:], server={"cache_dir": str(tmp_path)})
+    assert (await ask(third, "off")).choices[0].message.content and (await ask(auto, "cpu-auto")).choices[0].message.content
+    assert {p.name for p in (tmp_path / "compiled").iterdir()} == {"org--m"}, "off for the model; auto is off on CPU"

@@ -28,6 +28,9 @@ class ServerConfig(_Strict):
     host: str = "127.0.0.1"
     port: int = Field(DEFAULT_PORT, ge=1, le=65535)
     cache_dir: Path = Path("ov-model")
+    compile_cache: Literal["auto"] | bool = Field(
+        "auto", description="Keep compiled models in <cache_dir>/compiled/<model>; auto: for devices other than CPU."
+    )
     default_model: str | None = None
     load_retry_s: float = Field(30.0, ge=0, description="Wait before retrying a model that failed to load.")
     max_loaded_models: int | None = Field(None, ge=1, description="Loading one more first unloads the least recently used idle model.")

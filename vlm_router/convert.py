@@ -25,10 +25,19 @@ def is_openvino_folder(path: Path) -> bool:
     return (path / MARKER).is_file()
 
 
+def _safe(name: str) -> str:
+    """`name` as one folder name: runs of other characters than letters, digits, `.`, `_` and `-` as `--`."""
+    return re.sub(r"[^A-Za-z0-9._-]+", "--", name.strip("/")).strip("-.") or "model"
+
+
 def cache_folder(cache_dir: Path, source: str, weight_format: WeightFormat) -> Path:
     """`<cache_dir>/<source with '/' as '--'>/<format>`, e.g. `ov-model/Qwen--Qwen2-VL-2B-Instruct/int8`."""
-    safe = re.sub(r"[^A-Za-z0-9._-]+", "--", source.strip("/")).strip("-.") or "model"
-    return cache_dir / safe / weight_format.value
+    return cache_dir / _safe(source) / weight_format.value
+
+
+def compiled_folder(cache_dir: Path, model: str) -> Path:
+    """Where OpenVINO keeps a model's compiled blobs (`CACHE_DIR`): `<cache_dir>/compiled/<model>`."""
+    return cache_dir / "compiled" / _safe(model)
 
 
 def export_command(source: str, out_dir: Path, weight_format: WeightFormat, trust_remote_code: bool) -> list[str]:

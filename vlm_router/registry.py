@@ -11,7 +11,7 @@ from pathlib import Path
 from typing import Any
 
 from .config import ModelConfig, RouterConfig, ServerConfig
-from .convert import ConversionError, cache_folder, convert, is_openvino_folder
+from .convert import ConversionError, cache_folder, compiled_folder, convert, is_openvino_folder
 from .family import Capabilities, Family
 from .plugins import FamilyRegistry
 from .worker.client import WorkerEngine, WorkerError
@@ -176,7 +176,14 @@ class ModelHandle:
 
     def _spec(self, family: Family, folder: Path) -> WorkerSpec:
         scheduler = self.config.scheduler.scheduler_config() if self._batching(family) else None
-        return WorkerSpec(self.name, str(folder), self.config.device, dict(self.config.ov_config), scheduler)
+        ov_config = dict(self.config.ov_config)
+        cache = self._server.compile_cache
+        # auto: CPU compiles a model faster than it reads one back (docs/benchmarks.md); GPU and NPU do not
+        if cache is True or (cache == "auto" and not self.config.device.upper().startswith("CPU")):
+            ov_config.setdefault("CACHE_DIR", str(compiled_folder(self._server.cache_dir, self.name)))  # the model's own wins
+        if not ov_config.get("CACHE_DIR", True):  # "" turns the cache off for this model
+            del ov_config["CACHE_DIR"]
+        return WorkerSpec(self.name, str(folder), self.config.device, ov_config, scheduler)
 
     def _missing_family(self) -> str:
         return f"family '{self.config.family}' is not installed; installed: {', '.join(self._families.names())}"
