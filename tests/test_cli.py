@@ -1,4 +1,4 @@
-"""The `vlm-router` command: serve as users run it, plugins, make-tiny and config errors."""
+"""The `vlm-router` command: serve as users run it, plugins, devices, convert, make-tiny and config errors."""
 
 import json
 import os
@@ -15,7 +15,9 @@ import openai
 import pytest
 import yaml
 
-from .conftest import data_url, image_part, png_bytes, user
+from vlm_router.api.app import create_app
+
+from .conftest import ServerThread, data_url, image_part, png_bytes, router_config, user
 
 CLI = [sys.executable, "-m", "vlm_router"]
 
@@ -138,3 +140,23 @@ def test_sigterm_lets_in_flight_requests_finish_then_exits_0(tmp_path, tiny_mode
         process.kill()
         output = process.communicate()[0]
     assert "Traceback" not in output
+
+
+def test_convert_exports_a_checkpoint_into_a_folder_that_serves(tmp_path, tiny_models, families):
+    out = tmp_path / "converted"
+    result = run("convert", str(tiny_models["qwen2_vl_hf"]), "--weight-format", "fp16", "--out", str(out))
+    assert result.returncode == 0, result.stderr
+    assert result.stdout.strip() == str(out) and result.stderr.strip(), "optimum-cli's progress goes to stderr"
+    assert (out / "openvino_language_model.xml").is_file() and not out.with_name("converted.partial").exists()
+    config = router_config([{"name": "m", "path": str(out)}])
+    with ServerThread(create_app(config, families)) as server:
+        client = openai.OpenAI(base_url=server.url + "/v1", api_key="unused", max_retries=0)
+        assert client.chat.completions.create(model="m", messages=[{"role": "user", "content": "Hi"}], max_tokens=3).choices[0].message.content
+
+
+def test_convert_failure_leaves_no_partial_folder(tmp_path):
+    (tmp_path / "broken").mkdir()
+    (tmp_path / "broken" / "config.json").write_text("{}")
+    result = run("convert", str(tmp_path / "broken"), "--out", str(tmp_path / "out"))
+    assert result.returncode == 1 and "optimum-cli export failed" in result.stderr
+    assert not (tmp_path / "out").exists() and not (tmp_path / "out.partial").exists()

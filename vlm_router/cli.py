@@ -80,6 +80,21 @@ def devices(_: argparse.Namespace) -> int:
     return 0
 
 
+def convert(args: argparse.Namespace) -> int:
+    from .config import WeightFormat
+    from .convert import ConversionError, cache_folder, convert_sync
+
+    weight_format = WeightFormat(args.weight_format)
+    out = Path(args.out) if args.out else cache_folder(load_config(_config_path(args.config)).server.cache_dir, args.source, weight_format)
+    try:
+        convert_sync(args.source, out, weight_format, args.trust_remote_code, progress=sys.stderr)
+    except ConversionError as exc:
+        print(f"vlm-router: {exc}", file=sys.stderr)
+        return 1
+    print(out)
+    return 0
+
+
 def make_tiny(args: argparse.Namespace) -> int:
     from .config import WeightFormat
     from .tiny import TinyModelError, make_tiny as build
@@ -118,6 +133,14 @@ def parser() -> argparse.ArgumentParser:
 
     device_list = commands.add_parser("devices", help="list OpenVINO's devices on this machine")
     device_list.set_defaults(func=devices)
+
+    export = commands.add_parser("convert", help="export a Hugging Face model to an OpenVINO folder (needs the convert extra)")
+    export.add_argument("source", help="a Hugging Face id or a local checkpoint folder")
+    export.add_argument("--weight-format", default="int8", choices=["int4", "int8", "fp16"])
+    export.add_argument("--out", help="output folder (default: <cache_dir>/<source>/<format>, as lazy loading uses)")
+    export.add_argument("--config", help="models.yaml whose server.cache_dir to use (default: as serve finds it)")
+    export.add_argument("--trust-remote-code", action="store_true", help="run the model repository's own code (only for ones you trust)")
+    export.set_defaults(func=convert)
 
     tiny = commands.add_parser("make-tiny", help="build a tiny random-weight model offline (needs the convert extra)")
     tiny.add_argument("--family", required=True, help="model type to build, e.g. qwen2_vl or qwen2_5_vl")

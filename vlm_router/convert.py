@@ -8,6 +8,7 @@ import re
 import shutil
 import sys
 from pathlib import Path
+from typing import TextIO
 
 from .config import WeightFormat
 
@@ -67,8 +68,13 @@ def _finish(out_dir: Path, returncode: int, output: bytes) -> Path:
     return out_dir
 
 
-async def convert(source: str, out_dir: Path, weight_format: WeightFormat, trust_remote_code: bool) -> Path:
-    """Export `source` into `out_dir` unless already there; partial output never survives a failure."""
+async def convert(
+    source: str, out_dir: Path, weight_format: WeightFormat, trust_remote_code: bool, progress: TextIO | None = None
+) -> Path:
+    """Export `source` into `out_dir` unless already there; partial output never survives a failure.
+
+    optimum-cli's output goes line by line to `progress` when given (the `convert` command's progress).
+    """
     if is_openvino_folder(out_dir):
         return out_dir
     partial = _partial(out_dir)
@@ -79,10 +85,19 @@ async def convert(source: str, out_dir: Path, weight_format: WeightFormat, trust
         stdout=asyncio.subprocess.PIPE,
         stderr=asyncio.subprocess.STDOUT,
     )
-    output, _ = await process.communicate()
-    return _finish(out_dir, process.returncode or 0, output)
+    assert process.stdout is not None
+    output = bytearray()
+    while line := await process.stdout.readline():
+        output += line
+        if progress is not None:
+            progress.write(line.decode(errors="replace"))
+            progress.flush()
+    await process.wait()
+    return _finish(out_dir, process.returncode or 0, bytes(output))
 
 
-def convert_sync(source: str, out_dir: Path, weight_format: WeightFormat, trust_remote_code: bool) -> Path:
+def convert_sync(
+    source: str, out_dir: Path, weight_format: WeightFormat, trust_remote_code: bool, progress: TextIO | None = None
+) -> Path:
     """`convert` for command-line use."""
-    return asyncio.run(convert(source, out_dir, weight_format, trust_remote_code))
+    return asyncio.run(convert(source, out_dir, weight_format, trust_remote_code, progress))
