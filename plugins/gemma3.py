@@ -109,7 +109,7 @@ class Gemma3Family(Family):
     def build_tiny(self, model_type: str, out_dir: Path, preset: str = "tiny") -> None:
         import transformers
 
-        from vlm_router.tiny import TINY_VOCAB, seeded, train_tokenizer
+        from vlm_router.tiny import TINY_VOCAB, save_checkpoint, seeded, train_tokenizer
 
         tokenizer = transformers.GemmaTokenizerFast(
             tokenizer_object=train_tokenizer(SPECIAL_TOKENS, TINY_VOCAB),
@@ -148,8 +148,6 @@ class Gemma3Family(Family):
             model = transformers.Gemma3ForConditionalGeneration(config).eval()
             # transformers starts the projection at zero, which would make every image read as the same blank
             model.model.multi_modal_projector.mm_input_projection_weight.data.normal_(std=config.initializer_range)
-        model.save_pretrained(out_dir)
-        model.generation_config.save_pretrained(out_dir)
         processor = transformers.Gemma3Processor(
             image_processor=transformers.Gemma3ImageProcessor(
                 size={"height": IMAGE_SIZE, "width": IMAGE_SIZE}, image_mean=[0.5] * 3, image_std=[0.5] * 3
@@ -158,7 +156,7 @@ class Gemma3Family(Family):
             chat_template=CHAT_TEMPLATE,
             image_seq_length=TOKENS_PER_IMAGE,
         )
-        processor.save_pretrained(out_dir)
+        save_checkpoint(model, processor, out_dir)
 
 
 @hookimpl

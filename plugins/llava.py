@@ -26,6 +26,11 @@ CHAT_TEMPLATE = (
 )
 
 
+#: How LLaVA models read the vision tower: its last-but-one layer, without the CLS token.
+CONFIG_ARGS = {"vision_feature_layer": -2, "vision_feature_select_strategy": "default"}
+PROCESSOR_ARGS = {"vision_feature_select_strategy": "default", "num_additional_image_tokens": 1}
+
+
 def llama_tokenizer(special_tokens: Sequence[str]) -> tuple[Any, dict[str, int]]:
     """A LLaMA tokenizer trained offline (`<s>` added to every encoding), and its special tokens' ids."""
     import transformers
@@ -72,7 +77,7 @@ class LlavaFamily(Family):
     def build_tiny(self, model_type: str, out_dir: Path, preset: str = "tiny") -> None:
         import transformers
 
-        from vlm_router.tiny import TINY_VOCAB, seeded
+        from vlm_router.tiny import TINY_VOCAB, save_checkpoint, seeded
 
         tokenizer, ids = llama_tokenizer(SPECIAL_TOKENS)
         text = transformers.LlamaConfig(
@@ -87,24 +92,20 @@ class LlavaFamily(Family):
             vision_config=vision,
             text_config=text,
             image_token_index=ids[IMAGE_TAG],
-            vision_feature_layer=-2,
-            vision_feature_select_strategy="default",
+            **CONFIG_ARGS,
             image_seq_length=(56 // 14) ** 2,
             pad_token_id=ids["<pad>"],
         )
         with seeded():
             model = transformers.LlavaForConditionalGeneration(config).eval()
-        model.save_pretrained(out_dir)
-        model.generation_config.save_pretrained(out_dir)
         processor = transformers.LlavaProcessor(
             image_processor=transformers.CLIPImageProcessor(size={"shortest_edge": 56}, crop_size={"height": 56, "width": 56}),
             tokenizer=tokenizer,
             patch_size=14,
-            vision_feature_select_strategy="default",
-            num_additional_image_tokens=1,
+            **PROCESSOR_ARGS,
             chat_template=CHAT_TEMPLATE,
         )
-        processor.save_pretrained(out_dir)
+        save_checkpoint(model, processor, out_dir)
 
 
 @hookimpl

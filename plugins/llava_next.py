@@ -6,12 +6,17 @@ from collections.abc import Callable, Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
-from plugins.llava import IMAGE_TAG, SPECIAL_TOKENS, llama_tokenizer
+from plugins.llava import (
+    CONFIG_ARGS,
+    IMAGE_TAG,
+    PROCESSOR_ARGS,
+    SPECIAL_TOKENS,
+    llama_tokenizer,
+)
 from vlm_router import hookimpl
 from vlm_router.config import VideoSupport
 from vlm_router.conversation import Image, Message, Text
 from vlm_router.family import Capabilities, Family
-
 
 # The chat template published with llava-hf/llava-v1.6-mistral-7b-hf. It has no generation prompt:
 # a prompt ends with the last user turn's ` [/INST]`.
@@ -68,7 +73,7 @@ class LlavaNextFamily(Family):
     def build_tiny(self, model_type: str, out_dir: Path, preset: str = "tiny") -> None:
         import transformers
 
-        from vlm_router.tiny import TINY_VOCAB, seeded
+        from vlm_router.tiny import TINY_VOCAB, save_checkpoint, seeded
 
         tile, patch = 336, 14  # llava-v1.6's image geometry, so a tiny model takes the same images; 576 tokens a tile
         pinpoints = [list(pinpoint) for pinpoint in PINPOINTS]
@@ -86,26 +91,22 @@ class LlavaNextFamily(Family):
             text_config=text,
             image_token_index=ids[IMAGE_TAG],
             image_grid_pinpoints=pinpoints,
-            vision_feature_layer=-2,
-            vision_feature_select_strategy="default",
+            **CONFIG_ARGS,
             image_seq_length=(tile // patch) ** 2,
             pad_token_id=ids["<pad>"],
         )
         with seeded():
             model = transformers.LlavaNextForConditionalGeneration(config).eval()
-        model.save_pretrained(out_dir)
-        model.generation_config.save_pretrained(out_dir)
         processor = transformers.LlavaNextProcessor(
             image_processor=transformers.LlavaNextImageProcessor(
                 size={"shortest_edge": tile}, crop_size={"height": tile, "width": tile}, image_grid_pinpoints=pinpoints
             ),
             tokenizer=tokenizer,
             patch_size=patch,
-            vision_feature_select_strategy="default",
-            num_additional_image_tokens=1,
+            **PROCESSOR_ARGS,
             chat_template=CHAT_TEMPLATE,
         )
-        processor.save_pretrained(out_dir)
+        save_checkpoint(model, processor, out_dir)
 
 
 @hookimpl

@@ -6,7 +6,13 @@ from collections.abc import Callable, Mapping
 from pathlib import Path
 from typing import Any
 
-from plugins.llava import IMAGE_TAG, LlavaFamily, llama_tokenizer
+from plugins.llava import (
+    CONFIG_ARGS,
+    IMAGE_TAG,
+    PROCESSOR_ARGS,
+    LlavaFamily,
+    llama_tokenizer,
+)
 from plugins.llava_next import PINPOINTS
 from vlm_router import hookimpl
 from vlm_router.config import VideoSupport
@@ -61,7 +67,7 @@ class LlavaNextVideoFamily(LlavaFamily):
             LlavaNextVideoVideoProcessor,
         )
 
-        from vlm_router.tiny import TINY_VOCAB, seeded
+        from vlm_router.tiny import TINY_VOCAB, save_checkpoint, seeded
 
         tile, patch = 336, 14  # the real model's geometry, so a tiny model takes the same images and frames
         pinpoints = [list(pinpoint) for pinpoint in PINPOINTS]
@@ -80,8 +86,7 @@ class LlavaNextVideoFamily(LlavaFamily):
             image_token_index=ids[IMAGE_TAG],
             video_token_index=ids[VIDEO_TAG],
             image_grid_pinpoints=pinpoints,
-            vision_feature_layer=-2,
-            vision_feature_select_strategy="default",
+            **CONFIG_ARGS,
             spatial_pool_mode="average",
             spatial_pool_stride=2,
             image_seq_length=(tile // patch) ** 2,
@@ -90,19 +95,16 @@ class LlavaNextVideoFamily(LlavaFamily):
         )
         with seeded():
             model = transformers.LlavaNextVideoForConditionalGeneration(config).eval()
-        model.save_pretrained(out_dir)
-        model.generation_config.save_pretrained(out_dir)
         size, crop = {"shortest_edge": tile}, {"height": tile, "width": tile}
         processor = transformers.LlavaNextVideoProcessor(
             video_processor=LlavaNextVideoVideoProcessor(size=size, crop_size=crop),
             image_processor=transformers.LlavaNextImageProcessor(size=size, crop_size=crop, image_grid_pinpoints=pinpoints),
             tokenizer=tokenizer,
             patch_size=patch,
-            vision_feature_select_strategy="default",
-            num_additional_image_tokens=1,
+            **PROCESSOR_ARGS,
             chat_template=CHAT_TEMPLATE,
         )
-        processor.save_pretrained(out_dir)
+        save_checkpoint(model, processor, out_dir)
 
 
 @hookimpl

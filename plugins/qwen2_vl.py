@@ -111,9 +111,11 @@ class Qwen2VLFamily(Family):
 
     def build_tiny(self, model_type: str, out_dir: Path, preset: str = "tiny") -> None:
         import transformers
-        from transformers.models.qwen2_vl.video_processing_qwen2_vl import Qwen2VLVideoProcessor
+        from transformers.models.qwen2_vl.video_processing_qwen2_vl import (
+            Qwen2VLVideoProcessor,
+        )
 
-        from vlm_router.tiny import seeded
+        from vlm_router.tiny import save_checkpoint, seeded
 
         text, vision = _shapes()[model_type, preset]
         tokenizer, ids = qwen_tokenizer(SPECIAL_TOKENS, int(text["vocab_size"]))  # type: ignore[call-overload]
@@ -127,15 +129,13 @@ class Qwen2VLFamily(Family):
         )
         with seeded():
             model = getattr(transformers, f"{prefix}ForConditionalGeneration")(config).eval()
-        model.save_pretrained(out_dir)
-        model.generation_config.save_pretrained(out_dir)
         processor = getattr(transformers, f"{prefix}Processor")(
             image_processor=transformers.Qwen2VLImageProcessor(),
             tokenizer=tokenizer,
             video_processor=Qwen2VLVideoProcessor(),
             chat_template=CHAT_TEMPLATE,
         )
-        processor.save_pretrained(out_dir)
+        save_checkpoint(model, processor, out_dir)
 
 
 def _shapes() -> dict[tuple[str, str], tuple[dict[str, object], dict[str, object]]]:

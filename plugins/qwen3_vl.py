@@ -211,7 +211,7 @@ class Qwen3VLFamily(Qwen2VLFamily):
     def build_tiny(self, model_type: str, out_dir: Path, preset: str = "tiny") -> None:
         import transformers
 
-        from vlm_router.tiny import TINY_VOCAB, seeded
+        from vlm_router.tiny import TINY_VOCAB, save_checkpoint, seeded
 
         tokenizer, ids = qwen_tokenizer(SPECIAL_TOKENS, TINY_VOCAB)
         text = {
@@ -231,8 +231,6 @@ class Qwen3VLFamily(Qwen2VLFamily):
         )
         with seeded():
             model = transformers.Qwen3VLForConditionalGeneration(config).eval()
-        model.save_pretrained(out_dir)
-        model.generation_config.save_pretrained(out_dir)
         # 4 to 256 tokens an image; with a `longest_edge` under 200 * 32 * 32, openvino-genai shrinks a wide image to no rows
         pixels = {"shortest_edge": 32 * 32 * 4, "longest_edge": 32 * 32 * 256}
         processor = transformers.Qwen3VLProcessor(
@@ -243,7 +241,7 @@ class Qwen3VLFamily(Qwen2VLFamily):
             video_processor=transformers.Qwen3VLVideoProcessor(size=pixels),
             chat_template=CHAT_TEMPLATE,
         )
-        processor.save_pretrained(out_dir)
+        save_checkpoint(model, processor, out_dir)
 
 
 @hookimpl

@@ -14,7 +14,7 @@ import shutil
 import tempfile
 from collections.abc import Iterator, Sequence
 from pathlib import Path
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 from .config import WeightFormat
 from .convert import convert_sync, is_openvino_folder
@@ -93,6 +93,13 @@ def seeded() -> Iterator[None]:
     with torch.random.fork_rng():
         torch.manual_seed(SEED)
         yield
+
+
+def save_checkpoint(model: Any, processor: Any, out_dir: Path) -> None:
+    """`model`, its generation config and `processor` as a Hugging Face checkpoint in `out_dir`."""
+    model.save_pretrained(out_dir)
+    model.generation_config.save_pretrained(out_dir)
+    processor.save_pretrained(out_dir)
 
 
 def make_tiny(
