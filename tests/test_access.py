@@ -53,7 +53,8 @@ async def test_keys_close_everything_but_health(aiohttp_server, families, tiny_m
     caplog.set_level(logging.DEBUG)
     url = await start(aiohttp_server, families, tiny_models, env={"VLM_API_KEYS": f" {ENV_KEY} ,"}, api_keys=[KEY])
     async with aiohttp.ClientSession() as http:
-        for method, path in (("GET", "/v1/models"), ("GET", "/v1/models/m"), ("POST", "/v1/chat/completions"), ("GET", "/nowhere")):
+        closed = (("GET", "/v1/models"), ("GET", "/v1/models/m"), ("POST", "/v1/chat/completions"), ("GET", "/metrics"), ("GET", "/nowhere"))
+        for method, path in closed:
             async with http.request(method, url + path, json=CHAT) as response:
                 assert response.status == 401, path
                 assert response.headers["WWW-Authenticate"] == "Bearer"
@@ -68,6 +69,8 @@ async def test_keys_close_everything_but_health(aiohttp_server, families, tiny_m
             assert response.status == 200 and (await response.json()) == {"status": "ok"}
         async with http.get(url + "/v1/models", headers={"Authorization": "bearer " + KEY}) as response:
             assert response.status == 200, "the scheme is case-insensitive"
+        async with http.get(url + "/metrics", headers={"Authorization": "Bearer " + KEY}) as response:
+            assert response.status == 200 and "vlm_router_requests_total" in await response.text(), "Prometheus scrapes with a key"
 
     with pytest.raises(openai.AuthenticationError) as caught:
         await client(url, "sk-wrong-key-000000").models.list()

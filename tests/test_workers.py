@@ -9,57 +9,7 @@ import aiohttp
 import openai
 import pytest
 
-from vlm_router.api.app import SERVICE, create_app
-
-from .conftest import data_url, image_part, png_bytes, router_config, user
-
-#: Far more tokens than a test waits for: such a request runs until it is cancelled.
-ENDLESS = 4000  # tokens: as long as the tiny models' context (4096) allows
-
-
-class Server:
-    """A server under test with an async openai client and a raw HTTP session."""
-
-    def __init__(self, app, test_server) -> None:
-        self.app = app
-        self.url = str(test_server.make_url(""))
-        self.client = openai.AsyncOpenAI(base_url=self.url + "/v1", api_key="unused", max_retries=0, timeout=120)
-
-    @property
-    def registry(self):
-        return self.app[SERVICE].registry
-
-    async def models(self) -> dict[str, dict]:
-        return {m.id: m.model_dump() for m in (await self.client.models.list()).data}
-
-    async def ask(self, model: str, *parts, **kw):
-        kw.setdefault("max_tokens", 8)
-        kw.setdefault("temperature", 0)
-        return await self.client.chat.completions.create(model=model, messages=[user(*parts or ("hi",))], **kw)
-
-
-@pytest.fixture
-async def start(aiohttp_server, families, tiny_models):
-    """Start a server whose models all use the tiny Qwen2-VL unless they say otherwise."""
-
-    async def starter(models: list[dict], **sections) -> Server:
-        for model in models:
-            model.setdefault("path", str(tiny_models["qwen2_vl"]))
-        app = create_app(router_config(models, **sections), families)
-        return Server(app, await aiohttp_server(app))  # test servers cancel handlers of clients that leave
-
-    return starter
-
-
-async def open_stream(session: aiohttp.ClientSession, server: Server, model: str, max_tokens: int = ENDLESS):
-    """A streaming request that has produced its first text chunk."""
-    body = {"model": model, "messages": [user("Go on.")], "stream": True, "max_tokens": max_tokens, "temperature": 0}
-    response = await session.post(server.url + "/v1/chat/completions", json=body)
-    assert response.status == 200
-    while True:
-        line = (await asyncio.wait_for(response.content.readline(), 60)).decode()
-        if line.startswith("data: ") and '"content": "' in line and '"content": ""' not in line:
-            return response
+from .conftest import ENDLESS, Server, data_url, image_part, open_stream, png_bytes, user, wait_for
 
 
 async def read_events(response) -> list[str]:
@@ -76,14 +26,6 @@ def alive(pid: int) -> bool:
     except ProcessLookupError:
         return False
     return True
-
-
-async def wait_for(predicate, seconds: float = 30) -> None:
-    for _ in range(int(seconds / 0.05)):
-        if await predicate():
-            return
-        await asyncio.sleep(0.05)
-    raise AssertionError("condition not reached")
 
 
 async def test_concurrent_streams_complete_with_correct_text(start):

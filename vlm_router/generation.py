@@ -47,11 +47,15 @@ class Delta:
 
 @dataclass(frozen=True)
 class Completion:
-    """The end of a generation: why each choice stopped and what it all cost."""
+    """The end of a generation: why each choice stopped, what it all cost, and the engine's timings."""
 
     finish_reasons: tuple[str, ...]
     prompt_tokens: int
     completion_tokens: int
+    #: Mean seconds between one choice's output tokens (openvino-genai's TPOT, over all choices, times n).
+    time_per_output_token_s: float | None = None
+    #: Seconds spent turning the request's images and videos into embeddings; None without media.
+    vision_encoding_s: float | None = None
 
 
 def configure(config: Any, params: SamplingParams) -> Any:

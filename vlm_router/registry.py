@@ -6,6 +6,7 @@ import asyncio
 import json
 import logging
 import time
+from collections.abc import Callable
 from enum import Enum
 from pathlib import Path
 from typing import Any
@@ -65,6 +66,7 @@ class ModelHandle:
         self.state = ModelState.NOT_LOADED
         self.error: str | None = None
         self.load_count = 0
+        self.load_failures = 0
         self.restarts = 0
         self.created = int(time.time())
         self.last_used = 0.0
@@ -92,6 +94,21 @@ class ModelHandle:
     @property
     def occupies_memory(self) -> bool:
         return self._engine is not None or self.state is ModelState.LOADING
+
+    @property
+    def worker_pid(self) -> int | None:
+        """The worker process's id while the model is loaded."""
+        return None if self._engine is None else self._engine.pid
+
+    @property
+    def running(self) -> int:
+        """Requests in flight, up to what the model runs at once."""
+        return min(self.in_flight, self.capacity)
+
+    @property
+    def waiting(self) -> int:
+        """Requests in flight beyond what the model runs at once: queued for a slot."""
+        return self.in_flight - self.running
 
     @property
     def capacity(self) -> int:
@@ -170,8 +187,11 @@ class ModelHandle:
             raise LoadError(message) from None
         self._engine, self.state = engine, ModelState.READY
         self.last_used = time.monotonic()
+        seconds = self.last_used - started
         mode = "continuous batching" if engine.batching else "one request at a time"
-        log.info("model '%s' ready in %.1f s (worker %d, %s)", self.name, time.monotonic() - started, engine.pid, mode)
+        log.info("model '%s' ready in %.1f s (worker %d, %s)", self.name, seconds, engine.pid, mode)
+        if self._registry.on_load is not None:
+            self._registry.on_load(self.name, seconds)
         return engine
 
     def _spec(self, family: Family, folder: Path) -> WorkerSpec:
@@ -190,6 +210,7 @@ class ModelHandle:
 
     def _fail(self, message: str) -> None:
         self.state, self.error, self._failed_at = ModelState.FAILED, message, time.monotonic()
+        self.load_failures += 1
         log.error("model '%s' failed to load: %s", self.name, message)
 
     async def _model_folder(self) -> Path:
@@ -256,7 +277,6 @@ class ModelHandle:
         """This model as an entry of `GET /v1/models`."""
         capabilities = self.capabilities
         engine = self._engine
-        running = min(self.in_flight, self.capacity)
         return {
             "id": self.name,
             "object": "model",
@@ -269,9 +289,9 @@ class ModelHandle:
             "state": self.state.value,
             "error": self.error,
             "engine": None if engine is None else ("continuous_batching" if engine.batching else "sequential"),
-            "pid": None if engine is None else engine.pid,
-            "running": running,
-            "waiting": self.in_flight - running,
+            "pid": self.worker_pid,
+            "running": self.running,
+            "waiting": self.waiting,
             "restarts": self.restarts,
             "memory_gb": round(self.memory_gb, 3) if self.occupies_memory else 0,
             "idle_s": round(time.monotonic() - self.last_used, 1) if engine is not None else None,
@@ -308,6 +328,8 @@ class ModelRegistry:
 
     def __init__(self, config: RouterConfig, families: FamilyRegistry) -> None:
         self._server = config.server
+        #: Called with a model's name and the seconds its load took (conversion included), after each load.
+        self.on_load: Callable[[str, float], None] | None = None
         self.handles = [ModelHandle(m, families, config.server, self) for m in config.models]
         self._by_name = {name: h for h in self.handles for name in h.config.names}
         self.default = self._by_name[self._server.default_model] if self._server.default_model else None

@@ -115,11 +115,12 @@ async def chat_completions(request: web.Request, service: ChatService) -> web.St
 
 
 def _note(record: RequestRecord, reply: Reply) -> None:
-    """Usage and time to the first output, for the request's log line."""
+    """Usage and timings, for the request's log line and metrics."""
     if reply.first_output_at is not None:
-        record.ttft_s = round(reply.first_output_at - record.started, 3)
-    if reply.completion is not None:
-        record.prompt_tokens, record.completion_tokens = reply.completion.prompt_tokens, reply.completion.completion_tokens
+        record.ttft_s = reply.first_output_at - record.started
+    if (done := reply.completion) is not None:
+        record.prompt_tokens, record.completion_tokens = done.prompt_tokens, done.completion_tokens
+        record.tpot_s, record.vision_encoding_s = done.time_per_output_token_s, done.vision_encoding_s
 
 
 async def _answer(

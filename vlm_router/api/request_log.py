@@ -1,6 +1,7 @@
 """One log line per request, under a request id the client may choose (`X-Request-ID`), echoed back.
 
 The line has the method, path, status, model, tokens and timings; never prompt text, media or keys.
+Observers added with `observe_requests` (the metrics) see every finished request too.
 """
 
 from __future__ import annotations
@@ -9,6 +10,7 @@ import logging
 import re
 import time
 import uuid
+from collections.abc import Callable
 from dataclasses import asdict, dataclass
 
 from aiohttp import web
@@ -31,9 +33,20 @@ class RequestRecord:
     prompt_tokens: int | None = None
     completion_tokens: int | None = None
     ttft_s: float | None = None
+    tpot_s: float | None = None
+    vision_encoding_s: float | None = None
 
+
+#: Called with each request, its record, its status and its duration in seconds, once it has ended.
+Observer = Callable[[web.Request, RequestRecord, int, float], None]
 
 _RECORD = web.RequestKey("request_record", RequestRecord)
+_OBSERVERS = web.AppKey("request_observers", list[Observer])
+
+
+def observe_requests(app: web.Application, observer: Observer) -> None:
+    """Have `observer` called for every request `app` answers."""
+    app.setdefault(_OBSERVERS, []).append(observer)
 
 
 def record_of(request: web.Request) -> RequestRecord:
@@ -55,10 +68,13 @@ async def request_log(request: web.Request, handler: Handler) -> web.StreamRespo
         status = exc.status
         raise
     finally:
-        fields = {k: v for k, v in asdict(record).items() if v is not None and k != "started"}
-        fields.update(method=request.method, path=request.path, status=status, duration_s=round(time.monotonic() - record.started, 3))
+        duration = time.monotonic() - record.started
+        fields = {k: round(v, 4) if isinstance(v, float) else v for k, v in asdict(record).items() if v is not None and k != "started"}
+        fields.update(method=request.method, path=request.path, status=status, duration_s=round(duration, 4))
         text = " ".join(f"{k}={v}" for k, v in fields.items() if k != "request_id")
         log.info("%s %s", record.request_id, text, extra={"fields": fields})
+        for observer in request.app.get(_OBSERVERS, ()):
+            observer(request, record, status, duration)
 
 
 async def echo_request_id(request: web.Request, response: web.StreamResponse) -> None:

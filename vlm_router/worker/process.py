@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import os
 import signal
+import time
 from collections import deque
 from dataclasses import dataclass, field
 from multiprocessing.connection import Connection
@@ -92,10 +93,20 @@ class _Choice:
     finish_reason: str | None = None
 
 
+def _completion(reasons: tuple[str, ...], metrics: Any, completion_tokens: int, vision_encoding_s: float | None) -> Completion:
+    """The `Completion` of a request whose openvino-genai perf metrics are `metrics`."""
+    tpot_ms = metrics.get_tpot().mean
+    # openvino-genai divides by the tokens of every choice; one choice's tokens come n to a step
+    tpot_s = tpot_ms * len(reasons) / 1000 if completion_tokens > len(reasons) else None
+    return Completion(reasons, metrics.get_num_input_tokens(), completion_tokens, tpot_s, vision_encoding_s)
+
+
 @dataclass
 class _Active:
     handle: Any
     params: SamplingParams
+    #: How long `add_request` took, which is where the pipeline encodes the request's media.
+    vision_encoding_s: float | None = None
     #: By openvino-genai's sequence id, in the order the sequences appeared.
     choices: dict[int, _Choice] = field(default_factory=dict)
 
@@ -129,11 +140,13 @@ class _Batching:
         try:
             params = self._budget.params(message.prompt, message.params)
             config = configure(self._pipeline.get_config(), params)
+            started = time.perf_counter()
             handle = self._pipeline.add_request(message.id, message.prompt, _tensors(message.images), _tensors(message.videos), config)
         except Exception as exc:  # the verdict on this request only
             self._conn.send(_refusal(message.id, exc))
             return
-        self._active[message.id] = _Active(handle, params)
+        encoding_s = time.perf_counter() - started if message.images or message.videos else None
+        self._active[message.id] = _Active(handle, params, encoding_s)
 
     def _choice(self, active: _Active, sequence: int) -> _Choice:
         if sequence not in active.choices:
@@ -167,10 +180,10 @@ class _Batching:
             for choice in active.choices.values():
                 choice.pending.append(choice.text.end())
             self._flush(request_id, active)
-            prompt_tokens = active.handle.get_perf_metrics().get_num_input_tokens()
             reasons = tuple(c.finish_reason or "stop" for c in active.choices.values())
             completion_tokens = sum(c.tokens for c in active.choices.values())
-            self._conn.send(Finished(request_id, Completion(reasons, prompt_tokens, completion_tokens)))
+            completion = _completion(reasons, active.handle.get_perf_metrics(), completion_tokens, active.vision_encoding_s)
+            self._conn.send(Finished(request_id, completion))
 
     def _flush(self, request_id: int, active: _Active) -> None:
         for index, choice in enumerate(active.choices.values()):
@@ -248,4 +261,5 @@ class _Sequential:
                 self._conn.send(Text(request.id, Delta(index, text)))
         metrics = result.perf_metrics
         reasons = tuple(finish_reason(reason) for reason in result.finish_reasons)
-        self._conn.send(Finished(request.id, Completion(reasons, metrics.get_num_input_tokens(), metrics.get_num_generated_tokens())))
+        encoding_s = metrics.get_prepare_embeddings_duration().mean / 1000 if request.images or request.videos else None
+        self._conn.send(Finished(request.id, _completion(reasons, metrics, metrics.get_num_generated_tokens(), encoding_s)))
