@@ -87,6 +87,15 @@ def test_bad_environment_value_is_named(tmp_path):
         load_config(write(tmp_path, "models:\n  - {name: a, path: m}\n"), env={"VLM_DEVICE": "TPU"})
 
 
+def test_empty_environment_values_count_as_unset(tmp_path):
+    path = write(tmp_path, "server: {port: 9000}\nmodels:\n  - {name: a, path: m}\n")
+    empty = {name: " " if name == "VLM_SEED" else "" for name in ("VLM_SERVICE_PORT", "VLM_HOST", "VLM_DEVICE", "VLM_SEED", "VLM_MODEL_NAME", "VLM_API_KEYS")}
+    config = load_config(path, env={**empty, "VLM_COMPRESSION_WEIGHT_FORMAT": ""})
+    (a,) = config.models
+    assert (config.server.port, config.server.host, config.server.api_keys) == (9000, "127.0.0.1", [])
+    assert (a.device, a.defaults.seed, a.weight_format) == ("CPU", None, WeightFormat.INT8)
+
+
 def test_no_file_uses_environment_alone():
     config = load_config(None, env={"VLM_MODEL_NAME": "org/m"})
     assert [m.name for m in config.models] == ["org/m"]

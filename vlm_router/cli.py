@@ -118,8 +118,8 @@ def make_tiny(args: argparse.Namespace) -> int:
 
 def parser() -> argparse.ArgumentParser:
     top = argparse.ArgumentParser(prog="vlm-router", description="OpenAI-compatible server for vision-language models on OpenVINO")
-    top.add_argument("--log-level", default=os.environ.get("VLM_LOG_LEVEL", "INFO"))
-    top.add_argument("--log-format", choices=["text", "json"], default=os.environ.get("VLM_LOG_FORMAT", "text"), help="json: one JSON object per line")
+    top.add_argument("--log-level", default=os.environ.get("VLM_LOG_LEVEL") or "INFO")
+    top.add_argument("--log-format", choices=["text", "json"], default=os.environ.get("VLM_LOG_FORMAT") or "text", help="json: one JSON object per line")
     commands = top.add_subparsers(dest="command", required=True)
 
     run = commands.add_parser("serve", help="serve the models of models.yaml")

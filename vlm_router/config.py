@@ -253,15 +253,17 @@ def apply_environment(config: RouterConfig, env: Mapping[str, str]) -> RouterCon
     adds API keys; `VLM_DEVICE`,
     `VLM_COMPRESSION_WEIGHT_FORMAT` and `VLM_SEED` apply to every model that does not set its own;
     `VLM_MODEL_NAME` selects a configured model (by name, alias or source) or adds it as a `source`
-    entry, and makes it the default model.
+    entry, and makes it the default model. A variable set to an empty value counts as unset, as
+    compose passes one on when the shell has it empty.
     """
+    env = {key: value for key, value in env.items() if key.startswith("VLM_") and value.strip()}
     data = config.model_dump(mode="python", exclude_unset=True)
     server = data.setdefault("server", {})
     if "VLM_SERVICE_PORT" in env:
         server["port"] = _env_int(env, "VLM_SERVICE_PORT")
     if "VLM_HOST" in env:
         server["host"] = env["VLM_HOST"]
-    if env.get("VLM_API_KEYS", "").strip():
+    if "VLM_API_KEYS" in env:
         keys = [key.strip() for key in env["VLM_API_KEYS"].split(",") if key.strip()]
         server["api_keys"] = [*server.get("api_keys", []), *keys]
     models: list[dict[str, Any]] = data.setdefault("models", [])
