@@ -12,10 +12,8 @@ import shutil
 import subprocess
 import sys
 import textwrap
-import threading
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+import tomllib
 from pathlib import Path
-from typing import ClassVar
 
 import pytest
 import yaml
@@ -24,6 +22,8 @@ from packaging.specifiers import SpecifierSet
 
 from vlm_router.cli import parser as cli_parser
 from vlm_router.config import load_config, parse_config
+
+from .conftest import MediaServer
 
 ROOT = Path(__file__).resolve().parent.parent
 DOCKERFILES = ("docker/Dockerfile", "docker/Dockerfile.gpu")
@@ -61,6 +61,10 @@ def healthcheck_command(dockerfile: str) -> list[str]:
     return exec_form(value[value.index("CMD") + 3 :].strip())
 
 
+def pyproject() -> dict:
+    return tomllib.loads((ROOT / "pyproject.toml").read_text())
+
+
 def models_yaml() -> dict:
     return yaml.safe_load((ROOT / "models.yaml").read_text())
 
@@ -72,7 +76,7 @@ BASE_PYTHON = {"python:3.11-slim": "3.11", "ubuntu:24.04": "3.12"}
 @pytest.mark.parametrize("dockerfile", DOCKERFILES)
 def test_dockerfile_base_brings_a_python_the_project_supports(dockerfile):
     assert instructions(dockerfile)[0][0] == "FROM"
-    requires = re.search(r'^requires-python = "(.+)"$', (ROOT / "pyproject.toml").read_text(), re.MULTILINE).group(1)
+    requires = pyproject()["project"]["requires-python"]
     assert SpecifierSet(requires).contains(BASE_PYTHON[parse(dockerfile).baseimage])
 
 
@@ -85,8 +89,7 @@ def test_dockerfile_copies_what_exists_and_every_package(dockerfile):
     assert copied
     missing = [source for source in copied if not (ROOT / source).exists()]
     assert not missing, f"{dockerfile} copies what the build context lacks: {missing}"
-    include = re.search(r"^include = \[(.*)\]$", (ROOT / "pyproject.toml").read_text(), re.MULTILINE).group(1)
-    packages = re.findall(r'"([^"]+)"', include)
+    packages = pyproject()["tool"]["setuptools"]["packages"]["find"]["include"]
     assert packages
     for package in packages:
         assert package.rstrip("*") in copied, f"{dockerfile} does not copy the package {package}"
@@ -149,18 +152,6 @@ def test_gpu_image_has_the_intel_runtime_the_groups_and_gpu_device():
     assert parse("docker/Dockerfile").envs.get("VLM_DEVICE") in (None, "CPU")
 
 
-class _Health(BaseHTTPRequestHandler):
-    paths: ClassVar[list[str]] = []
-
-    def do_GET(self):
-        self.paths.append(self.path)
-        self.send_response(200 if self.path == "/health" else 404)
-        self.end_headers()
-
-    def log_message(self, *args):
-        pass
-
-
 def run_healthcheck(command: list[str], port: int) -> int:
     """Run a health check command with this interpreter; a dead proxy is set, which it must not use."""
     assert command[0] == "python"
@@ -171,17 +162,13 @@ def run_healthcheck(command: list[str], port: int) -> int:
 @pytest.mark.parametrize("dockerfile", DOCKERFILES)
 def test_healthcheck_asks_health_directly_and_fails_when_nothing_answers(dockerfile):
     command = healthcheck_command(dockerfile)
-    _Health.paths = []
-    server = ThreadingHTTPServer(("127.0.0.1", 0), _Health)
-    port = server.server_address[1]
-    thread = threading.Thread(target=server.serve_forever, daemon=True)
-    thread.start()
+    server = MediaServer()  # answers /health, and 404 to any other path
+    server.files["/health"] = (b'{"status": "ok"}', "application/json")
+    port = int(server.url.rsplit(":", 1)[1])
     try:
         assert run_healthcheck(command, port) == 0
-        assert _Health.paths == ["/health"]
     finally:
-        server.shutdown()
-        server.server_close()
+        server.close()
     assert run_healthcheck(command, port) != 0
 
 

@@ -11,12 +11,12 @@ from ..media.fetch import MediaFetcher
 from ..media.loader import MediaLoader
 from ..plugins import FamilyRegistry
 from ..registry import ModelRegistry
-from . import devices
+from . import chat, devices
 from .access import setup_access
-from .request_log import echo_request_id, request_log
 from .chat import ChatService, chat_completions, find_model
 from .errors import error_middleware
 from .metrics import setup_metrics
+from .request_log import echo_request_id, request_log
 
 SERVICE = web.AppKey("service", ChatService)
 _BACKGROUND = web.AppKey("background", set)
@@ -57,7 +57,7 @@ def create_app(config: RouterConfig, families: FamilyRegistry) -> web.Applicatio
     app.router.add_get("/v1/models/{model:.+}", get_model)
     devices.add_routes(app)
     setup_metrics(app, registry)
-    app.router.add_post("/v1/chat/completions", _chat)
+    app.router.add_post(chat.PATH, _chat)
 
     async def start(app: web.Application) -> None:
         await fetcher.start()

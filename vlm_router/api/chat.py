@@ -25,6 +25,8 @@ from .schema import ChatCompletionRequest, parse_request
 
 log = logging.getLogger(__name__)
 
+PATH = "/v1/chat/completions"
+
 
 @dataclass
 class ChatService:

@@ -15,9 +15,9 @@ from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily, Metri
 from prometheus_client.exposition import choose_encoder
 
 from ..registry import ModelRegistry
+from . import chat
 from .request_log import RequestRecord, observe_requests
 
-CHAT_PATH = "/v1/chat/completions"
 _PAGE_SIZE = os.sysconf("SC_PAGE_SIZE") if hasattr(os, "sysconf") else 4096
 
 
@@ -92,7 +92,7 @@ class Metrics:
 
     def observe(self, request: web.Request, record: RequestRecord, status: int, duration: float) -> None:
         """Count a finished chat completion request and observe its timings and tokens."""
-        if request.path != CHAT_PATH:
+        if request.path != chat.PATH:
             return
         model = record.model or ""  # "" when the request named no model this server has
         self.requests.labels(model, str(status), "" if record.stream is None else str(record.stream).lower()).inc()
