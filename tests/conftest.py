@@ -4,11 +4,12 @@ from __future__ import annotations
 
 import asyncio
 import base64
+import functools
 import hashlib
 import http.server
 import io
 import threading
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
 
@@ -30,7 +31,7 @@ ROOT = Path(__file__).resolve().parent.parent
 
 def _models_dir(plugin: str) -> Path:
     """A cache of tiny models keyed by the code that builds them, so reruns skip the build."""
-    sources = [ROOT / "vlm_router" / "tiny.py", *sorted((ROOT / "plugins").glob("*.py"))]
+    sources = [ROOT / "vlm_router" / "tiny.py", *sorted((ROOT / "plugins").rglob("*.py"))]
     digest = hashlib.sha256(b"".join(p.read_bytes() for p in sources)).hexdigest()[:12]
     return ROOT / "tests" / ".tiny-models" / f"{plugin}-{digest}"
 
@@ -38,6 +39,12 @@ def _models_dir(plugin: str) -> Path:
 @pytest.fixture(scope="session")
 def families():
     return load_families()
+
+
+@pytest.fixture(scope="session")
+def tiny_model(families) -> Callable[[str], Path]:
+    """The OpenVINO folder of a tiny `model_type` model, built on first use (cached by source hash)."""
+    return functools.cache(lambda model_type: make_tiny(families, model_type, _models_dir(model_type) / model_type))
 
 
 @pytest.fixture(scope="session")
