@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import re
 from collections.abc import Callable, Sequence
+from pathlib import Path
+from typing import Any
 
 from vlm_router import hookimpl
 from vlm_router.config import VideoSupport
@@ -18,6 +20,10 @@ CHAT_TEMPLATE = (
 )
 #: What openvino-genai (and the model's processor) read as an image placeholder.
 _IMAGE_TAG = re.compile(r"<\|image_\d+\|>")
+#: Phi-3.5-vision's added tokens, after the LLaMA tokenizer's own three.
+SPECIAL_TOKENS = (
+    "<unk>", "<s>", "</s>", "<|endoftext|>", "<|assistant|>", "<|system|>", "<|end|>", "<|user|>", "<|image|>",
+)  # fmt: skip
 
 
 def content(message: Message) -> str:
@@ -30,8 +36,12 @@ class Phi3VisionFamily(Family):
     name = "phi3_v"
     model_types = ("phi3_v",)
     architectures = ("Phi3VForCausalLM",)
-    # A video becomes its frames, each an image; 8 frames keep the prompt within a few thousand tokens.
-    capabilities = Capabilities(images=True, max_images=None, video=VideoSupport.FRAMES, max_frames=8, video_fps=1.0)
+    # A video becomes its frames, each an image; 8 frames keep the prompt within a few thousand tokens. The HD
+    # transform scales the long side to 4 crops of 336 pixels (`num_crops` 4), so past 1344:1 the short side
+    # would be 0 pixels, which openvino-genai's resize rejects.
+    capabilities = Capabilities(
+        images=True, max_images=None, video=VideoSupport.FRAMES, max_frames=8, video_fps=1.0, max_aspect_ratio=1344
+    )
     description = "Phi-3.5-vision (<|user|>/<|assistant|> turns, <|image_N|> per image before the turn's text)"
     history_images = "kept: images of earlier turns keep their <|image_N|> tags and are encoded again"
 
@@ -44,6 +54,88 @@ class Phi3VisionFamily(Family):
         if not messages or messages[-1].role != "assistant":
             out.append("<|assistant|>\n")
         return "".join(out)
+
+    def tiny_model_types(self) -> dict[str, tuple[str, ...]]:
+        return {"phi3_v": ("tiny",)}
+
+    def build_tiny(self, model_type: str, out_dir: Path, preset: str = "tiny") -> None:
+        """Phi-3.5-vision-instruct's layout and image geometry (336-pixel crops, 144 tokens each) at a few MB.
+
+        The checkpoint carries `plugins/remote_code/phi3_v.py` as its modeling code (`auto_map`). Its CLIP tower
+        is 2 layers deep but 1024 wide: openvino-genai merges the tower's 1024-wide features itself, and the
+        separators it reads from config.json (`glb_GN`, `sub_GN`) are 4096 wide.
+        """
+        import transformers
+
+        from plugins.remote_code import phi3_v
+        from vlm_router.tiny import save_checkpoint, seeded
+
+        tokenizer, ids = phi3_tokenizer()
+        config = phi3_v.Phi3VConfig(**_config(ids, out_dir.resolve()))
+        with seeded():
+            model = phi3_v.Phi3VForCausalLM(config).eval()
+            # the published separators start at zero; random ones show whether the runtime places them
+            embedding = model.model.vision_embed_tokens
+            for separator in (embedding.glb_GN, embedding.sub_GN):
+                separator.data.normal_(std=config.initializer_range)
+        # the published generation config: stop at the end of a turn, the next turn or the end of text
+        model.generation_config = transformers.GenerationConfig(
+            bos_token_id=ids["<s>"],
+            eos_token_id=[ids["<|end|>"], ids["<|assistant|>"], ids["<|endoftext|>"]],
+            pad_token_id=ids["<|endoftext|>"],
+        )
+        phi3_v.Phi3VConfig.register_for_auto_class()
+        phi3_v.Phi3VForCausalLM.register_for_auto_class("AutoModelForCausalLM")
+        phi3_v.Phi3VImageProcessor.register_for_auto_class()
+        save_checkpoint(model, tokenizer, out_dir)
+        phi3_v.Phi3VImageProcessor(num_crops=4).save_pretrained(out_dir)  # Phi-3.5-vision-instruct's 4 crops
+
+
+def phi3_tokenizer() -> tuple[Any, dict[str, int]]:
+    """Phi-3's LLaMA tokenizer trained offline, with Phi-3.5-vision's special tokens and chat template, and their ids."""
+    import transformers
+
+    from vlm_router.tiny import TINY_VOCAB, train_tokenizer
+
+    tokenizer = transformers.LlamaTokenizerFast(
+        tokenizer_object=train_tokenizer(SPECIAL_TOKENS, TINY_VOCAB),
+        bos_token="<s>",
+        eos_token="<|endoftext|>",
+        unk_token="<unk>",
+        pad_token="<|endoftext|>",
+        legacy=False,
+        chat_template=CHAT_TEMPLATE,
+    )  # adds `<s>` to every encoding, as the published tokenizer does
+    vocab = tokenizer.get_vocab()
+    return tokenizer, {token: vocab[token] for token in SPECIAL_TOKENS}
+
+
+def _config(ids: dict[str, int], checkpoint: Path) -> dict[str, Any]:
+    """Phi-3.5-vision-instruct's config.json with a 2-layer, 64-wide Phi-3 and a 2-layer CLIP tower."""
+    from vlm_router.tiny import TINY_VOCAB
+
+    # Phi-3.5's LongRoPE: one factor per rotary pair (head_dim 16), the long ones past 4096 positions
+    rope = {"type": "longrope", "short_factor": [1.0] * 8, "long_factor": [1.0, 1.5, 2.0, 4.0, 8.0, 16.0, 32.0, 48.0]}
+    return {
+        "vocab_size": TINY_VOCAB, "hidden_size": 64, "intermediate_size": 128, "num_hidden_layers": 2,
+        "num_attention_heads": 4, "num_key_value_heads": 4, "max_position_embeddings": 131072,
+        "original_max_position_embeddings": 4096, "rope_scaling": rope, "rope_theta": 10000.0,
+        "sliding_window": 262144, "tie_word_embeddings": False, "architectures": ["Phi3VForCausalLM"],
+        "bos_token_id": ids["<s>"], "eos_token_id": ids["</s>"], "pad_token_id": ids["<|endoftext|>"],
+        "embd_layer": {
+            "embedding_cls": "image", "hd_transform_order": "sub_glb", "projection_cls": "mlp",
+            "use_hd_transform": True, "with_learnable_separator": True,
+        },
+        # the exporter reads the tower's shape from `model_name`'s config: here this checkpoint's own `vision_config`
+        "img_processor": {
+            "image_dim_out": 1024, "model_name": str(checkpoint), "name": "clip_vision_model", "num_img_tokens": 144,
+        },
+        # openai/clip-vit-large-patch14-336's geometry and width, 2 layers deep; `crop_size` is the HD crop side
+        "vision_config": {
+            "hidden_size": 1024, "intermediate_size": 64, "num_hidden_layers": 2, "num_attention_heads": 16,
+            "image_size": 336, "patch_size": 14, "hidden_act": "quick_gelu", "crop_size": 336,
+        },
+    }  # fmt: skip
 
 
 @hookimpl

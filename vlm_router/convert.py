@@ -41,11 +41,13 @@ def compiled_folder(cache_dir: Path, model: str) -> Path:
     return cache_dir / "compiled" / _safe(model)
 
 
-def export_command(source: str, out_dir: Path, weight_format: WeightFormat, trust_remote_code: bool) -> list[str]:
+def export_command(source: str, out_dir: Path, weight_format: WeightFormat, trust_remote_code: bool, own_code: bool = False) -> list[str]:
+    """optimum-cli's export; with `own_code` (a checkpoint whose modeling code is this project's) without its version caps."""
     optimum_cli = shutil.which("optimum-cli", path=str(Path(sys.executable).parent)) or shutil.which("optimum-cli")
     if optimum_cli is None:
         raise ConversionError("optimum-cli is not installed: install the converter with `pip install 'vlm-router[convert]'`")
-    command = [optimum_cli, "export", "openvino", "--model", source, "--task", "image-text-to-text"]
+    exporter = [sys.executable, "-m", "vlm_router.uncapped_export"] if own_code else [optimum_cli]
+    command = [*exporter, "export", "openvino", "--model", source, "--task", "image-text-to-text"]
     command += ["--weight-format", weight_format.value, str(out_dir)]
     if trust_remote_code:
         command.insert(-1, "--trust-remote-code")
@@ -69,7 +71,12 @@ def _finish(out_dir: Path, returncode: int, output: bytes) -> Path:
 
 
 async def convert(
-    source: str, out_dir: Path, weight_format: WeightFormat, trust_remote_code: bool, progress: TextIO | None = None
+    source: str,
+    out_dir: Path,
+    weight_format: WeightFormat,
+    trust_remote_code: bool,
+    progress: TextIO | None = None,
+    own_code: bool = False,
 ) -> Path:
     """Export `source` into `out_dir` unless already there; partial output never survives a failure.
 
@@ -81,7 +88,7 @@ async def convert(
     shutil.rmtree(partial, ignore_errors=True)
     partial.parent.mkdir(parents=True, exist_ok=True)
     process = await asyncio.create_subprocess_exec(
-        *export_command(source, partial, weight_format, trust_remote_code),
+        *export_command(source, partial, weight_format, trust_remote_code, own_code),
         stdout=asyncio.subprocess.PIPE,
         stderr=asyncio.subprocess.STDOUT,
     )
@@ -97,7 +104,12 @@ async def convert(
 
 
 def convert_sync(
-    source: str, out_dir: Path, weight_format: WeightFormat, trust_remote_code: bool, progress: TextIO | None = None
+    source: str,
+    out_dir: Path,
+    weight_format: WeightFormat,
+    trust_remote_code: bool,
+    progress: TextIO | None = None,
+    own_code: bool = False,
 ) -> Path:
     """`convert` for command-line use."""
-    return asyncio.run(convert(source, out_dir, weight_format, trust_remote_code, progress))
+    return asyncio.run(convert(source, out_dir, weight_format, trust_remote_code, progress, own_code))

@@ -130,9 +130,5 @@ def make_tiny(
     with tempfile.TemporaryDirectory(prefix="vlm-tiny-") as tmp:
         family.build_tiny(model_type, Path(tmp), preset)
         shutil.rmtree(out_dir, ignore_errors=True)
-        return convert_sync(tmp, out_dir, weight_format, trust_remote_code=has_remote_code(Path(tmp)))
-
-
-def has_remote_code(checkpoint: Path) -> bool:
-    """Whether a checkpoint's config.json names modeling code of its own (`auto_map`), written by its family."""
-    return "auto_map" in json.loads((checkpoint / "config.json").read_text())
+        own_code = "auto_map" in json.loads((Path(tmp) / "config.json").read_text())  # modeling code its family wrote
+        return convert_sync(tmp, out_dir, weight_format, trust_remote_code=own_code, own_code=own_code)

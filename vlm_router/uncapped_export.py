@@ -1,0 +1,18 @@
+"""`python -m vlm_router.uncapped_export export openvino ...`: optimum-cli without optimum-intel's transformers caps.
+
+optimum-intel refuses to export some model types with a newer transformers than it names (`phi3_v` past
+4.53.3), because the modeling code published with those checkpoints breaks there. The tiny checkpoints of
+`make-tiny` carry modeling code written in this project for the transformers the `convert` extra installs,
+so they are exported through this instead of optimum-cli.
+"""
+
+import sys
+
+from optimum.commands.optimum_cli import main
+from optimum.exporters.openvino import model_configs
+
+for export_config in vars(model_configs).values():
+    if isinstance(export_config, type) and "MAX_TRANSFORMERS_VERSION" in vars(export_config):
+        export_config.MAX_TRANSFORMERS_VERSION = None
+
+sys.exit(main())
