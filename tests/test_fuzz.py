@@ -627,7 +627,8 @@ def raw_cases(draw: st.DrawFn) -> Case:
         good = json.dumps(req(messages=[{"role": "user", "content": "hi there"}])).encode()
         bad = draw(st.lists(st.sampled_from([b"\xff", b"\xfe", b"\xc0\xaf", b"\xed\xa0\x80", b"\xf8\x88\x80\x80\x80", b"\x80", b"\xe2\x82"]), min_size=1, max_size=4))
         at = good.index(b"hi there") + draw(st.integers(0, 8))
-        return Case("raw:invalid-utf8", body=good[:at] + b"".join(bad) + good[at:], params=(None,))
+        # a space after each piece: `\xe2\x82` then `\x80` would make a valid character
+        return Case("raw:invalid-utf8", body=good[:at] + b" ".join(bad) + good[at:], params=(None,))
     if choice == "huge":
         size = draw(st.integers(100_000, 900_000))
         blob = draw(st.sampled_from(["a", "\u00e9", "\u4e2d", "\\", "\U0001f600", "<|image_pad|>"])) * (size // 13 + 1)
