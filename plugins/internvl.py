@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import shutil
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
@@ -101,73 +100,48 @@ class InternVLFamily(Family):
     def build_tiny(self, model_type: str, out_dir: Path, preset: str = "tiny") -> None:
         """InternVL2-4B's layout and image geometry (448-pixel tiles, 256 tokens each) at a few MB.
 
-        The checkpoint carries `plugins/remote_code/internvl_chat.py` as its modeling code (`auto_map`).
+        The checkpoint carries `plugins/remote_code/internvl_chat.py` as its modeling code.
         """
         import transformers
 
+        from plugins.llava import llama_tokenizer
+        from plugins.phi3_v import tiny_phi3_text
         from plugins.remote_code import internvl_chat
-        from vlm_router.tiny import save_checkpoint, seeded
+        from vlm_router.tiny import auto_map, save_checkpoint, seeded
 
-        tokenizer, ids = phi3_tokenizer()
-        config = internvl_chat.InternVLChatConfig(**_config(ids))
-        config.auto_map = {
-            "AutoConfig": "internvl_chat.InternVLChatConfig",
-            "AutoModel": "internvl_chat.InternVLChatModel",
-            "AutoModelForCausalLM": "internvl_chat.InternVLChatModel",
-        }
+        tokenizer, ids = llama_tokenizer(
+            SPECIAL_TOKENS, eos_token="<|endoftext|>", pad_token="<|endoftext|>", chat_template=CHAT_TEMPLATE
+        )
+        llm_config = {
+            **tiny_phi3_text(), "model_type": "phi3", "architectures": ["Phi3ForCausalLM"],
+            "bos_token_id": ids["<s>"], "eos_token_id": ids["<|endoftext|>"], "pad_token_id": ids["<|endoftext|>"],
+        }  # fmt: skip
+        classes = {"AutoConfig": "InternVLChatConfig", "AutoModel": "InternVLChatModel", "AutoModelForCausalLM": "InternVLChatModel"}
+        config = internvl_chat.InternVLChatConfig(
+            **TINY_CONFIG, llm_config=llm_config, auto_map=auto_map(internvl_chat, **classes)
+        )
         with seeded():
             model = internvl_chat.InternVLChatModel(config).eval()
         # chat() stops at the template's separator `<|end|>`; Phi-3's own end of text stops too
         model.generation_config = transformers.GenerationConfig(
             bos_token_id=ids["<s>"], eos_token_id=[ids["<|endoftext|>"], ids["<|end|>"]], pad_token_id=ids["<|endoftext|>"]
         )
-        save_checkpoint(model, tokenizer, out_dir)
+        save_checkpoint(model, tokenizer, out_dir, code=internvl_chat)
         transformers.CLIPImageProcessor(
             size={"shortest_edge": 448}, crop_size=448, resample=3, image_mean=[0.485, 0.456, 0.406], image_std=[0.229, 0.224, 0.225]
         ).save_pretrained(out_dir)  # its tile size and normalization; InternVL cuts the tiles itself (`dynamic_preprocess`)
-        shutil.copy(internvl_chat.__file__, out_dir / "internvl_chat.py")
 
 
-def phi3_tokenizer() -> tuple[Any, dict[str, int]]:
-    """Phi-3's LLaMA tokenizer trained offline with InternVL2-4B's special tokens, and their ids."""
-    import transformers
-
-    from vlm_router.tiny import TINY_VOCAB, train_tokenizer
-
-    tokenizer = transformers.LlamaTokenizerFast(
-        tokenizer_object=train_tokenizer(SPECIAL_TOKENS, TINY_VOCAB),
-        bos_token="<s>",
-        eos_token="<|endoftext|>",
-        unk_token="<unk>",
-        pad_token="<|endoftext|>",
-        chat_template=CHAT_TEMPLATE,
-    )
-    vocab = tokenizer.get_vocab()
-    return tokenizer, {token: vocab[token] for token in SPECIAL_TOKENS}
-
-
-def _config(ids: dict[str, int]) -> dict[str, Any]:
-    """InternVL2-4B's config.json with a 2-layer, 32-wide InternViT and a 2-layer, 64-wide Phi-3."""
-    from vlm_router.tiny import TINY_VOCAB
-
-    # Phi-3-mini-128k's LongRoPE: rescaled frequencies, one factor per rotary pair (head_dim 16), long ones past 4096
-    rope = {"type": "longrope", "short_factor": [1.0] * 8, "long_factor": [1.0, 1.5, 2.0, 4.0, 8.0, 16.0, 32.0, 48.0]}
-    return {
-        "vision_config": {
-            "architectures": ["InternVisionModel"], "hidden_size": 32, "intermediate_size": 128, "num_hidden_layers": 2,
-            "num_attention_heads": 2, "image_size": 448, "patch_size": 14, "qkv_bias": True, "qk_normalization": False,
-            "use_flash_attn": True, "hidden_act": "gelu", "norm_type": "layer_norm", "layer_norm_eps": 1e-6,
-        },
-        "llm_config": {
-            "model_type": "phi3", "architectures": ["Phi3ForCausalLM"], "vocab_size": TINY_VOCAB, "hidden_size": 64,
-            "intermediate_size": 128, "num_hidden_layers": 2, "num_attention_heads": 4, "num_key_value_heads": 4,
-            "max_position_embeddings": 131072, "original_max_position_embeddings": 4096, "rope_scaling": rope,
-            "rope_theta": 10000.0, "sliding_window": 262144, "tie_word_embeddings": False,
-            "bos_token_id": ids["<s>"], "eos_token_id": ids["<|endoftext|>"], "pad_token_id": ids["<|endoftext|>"],
-        },
-        "template": "phi3-chat", "select_layer": -1, "ps_version": "v2", "downsample_ratio": 0.5, "force_image_size": 448,
-        "dynamic_image_size": True, "use_thumbnail": True, "min_dynamic_patch": 1, "max_dynamic_patch": 12,
-    }  # fmt: skip
+#: InternVL2-4B's config.json but for its language model, with a 2-layer, 32-wide InternViT.
+TINY_CONFIG = {
+    "vision_config": {
+        "architectures": ["InternVisionModel"], "hidden_size": 32, "intermediate_size": 128, "num_hidden_layers": 2,
+        "num_attention_heads": 2, "image_size": 448, "patch_size": 14, "qkv_bias": True, "qk_normalization": False,
+        "use_flash_attn": True, "hidden_act": "gelu", "norm_type": "layer_norm", "layer_norm_eps": 1e-6,
+    },
+    "template": "phi3-chat", "select_layer": -1, "ps_version": "v2", "downsample_ratio": 0.5, "force_image_size": 448,
+    "dynamic_image_size": True, "use_thumbnail": True, "min_dynamic_patch": 1, "max_dynamic_patch": 12,
+}  # fmt: skip
 
 
 @hookimpl

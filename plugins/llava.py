@@ -31,7 +31,9 @@ CONFIG_ARGS = {"vision_feature_layer": -2, "vision_feature_select_strategy": "de
 PROCESSOR_ARGS = {"vision_feature_select_strategy": "default", "num_additional_image_tokens": 1}
 
 
-def llama_tokenizer(special_tokens: Sequence[str]) -> tuple[Any, dict[str, int]]:
+def llama_tokenizer(
+    special_tokens: Sequence[str], eos_token: str = "</s>", pad_token: str = "<pad>", chat_template: str | None = None
+) -> tuple[Any, dict[str, int]]:
     """A LLaMA tokenizer trained offline (`<s>` added to every encoding), and its special tokens' ids."""
     import transformers
 
@@ -40,9 +42,10 @@ def llama_tokenizer(special_tokens: Sequence[str]) -> tuple[Any, dict[str, int]]
     tokenizer = transformers.LlamaTokenizerFast(
         tokenizer_object=train_tokenizer(special_tokens, TINY_VOCAB),
         bos_token="<s>",
-        eos_token="</s>",
+        eos_token=eos_token,
         unk_token="<unk>",
-        pad_token="<pad>",
+        pad_token=pad_token,
+        chat_template=chat_template,
     )
     vocab = tokenizer.get_vocab()
     return tokenizer, {token: vocab[token] for token in special_tokens}

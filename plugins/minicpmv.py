@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import shutil
 from collections.abc import Callable, Sequence
 from pathlib import Path
 
@@ -21,8 +20,6 @@ SPECIAL_TOKENS = (
     "<|endoftext|>", "<|im_start|>", "<|im_end|>", "<image>", "</image>", "<ref>", "</ref>", "<box>", "</box>",
     "<quad>", "</quad>", "<point>", "</point>", "<slice>", "</slice>", "<image_id>", "</image_id>", "<unk>",
 )  # fmt: skip
-#: The classes of `plugins/remote_code/minicpmv.py` that config.json's `auto_map` names, as the published one does.
-AUTO_CLASSES = {"AutoConfig": "MiniCPMVConfig", "AutoModel": "MiniCPMV", "AutoModelForCausalLM": "MiniCPMV"}
 
 # The chat template published with openbmb/MiniCPM-V-2_6 (tokenizer_config.json, Qwen2's).
 CHAT_TEMPLATE = (
@@ -61,11 +58,11 @@ class MiniCPMVFamily(Family):
     def build_tiny(self, model_type: str, out_dir: Path, preset: str = "tiny") -> None:
         """MiniCPM-V-2.6's layout and image geometry (448-pixel slices, 64 queries each) at a few MB.
 
-        The checkpoint carries `plugins/remote_code/minicpmv.py` as its modeling code (`auto_map`).
+        The checkpoint carries `plugins/remote_code/minicpmv.py` as its modeling code.
         """
         from plugins.qwen2_vl import qwen_tokenizer
         from plugins.remote_code import minicpmv
-        from vlm_router.tiny import TINY_VOCAB, save_checkpoint, seeded
+        from vlm_router.tiny import TINY_VOCAB, auto_map, save_checkpoint, seeded
 
         tokenizer, ids = qwen_tokenizer(SPECIAL_TOKENS, TINY_VOCAB)
         tokenizer.chat_template = CHAT_TEMPLATE
@@ -75,16 +72,15 @@ class MiniCPMVFamily(Family):
             vocab_size=TINY_VOCAB, hidden_size=64, intermediate_size=128, num_hidden_layers=2, num_attention_heads=4,
             num_key_value_heads=2, max_position_embeddings=32768, rope_theta=1000000.0,
             bos_token_id=ids["<|endoftext|>"], eos_token_id=ids["<|im_end|>"],
-            auto_map={auto: f"minicpmv.{name}" for auto, name in AUTO_CLASSES.items()},
+            auto_map=auto_map(minicpmv, AutoConfig="MiniCPMVConfig", AutoModel="MiniCPMV", AutoModelForCausalLM="MiniCPMV"),
         )  # fmt: skip
         with seeded():
             model = minicpmv.MiniCPMV(config).eval()
-        save_checkpoint(model, tokenizer, out_dir)
+        save_checkpoint(model, tokenizer, out_dir, code=minicpmv)
         # openvino-genai slices and normalizes images by preprocessor_config.json; optimum-cli copies it into the
         # export only if AutoImageProcessor loads it, hence its class and `auto_map`
-        processor = minicpmv.MiniCPMVImageProcessor(auto_map={"AutoImageProcessor": "minicpmv.MiniCPMVImageProcessor"})
+        processor = minicpmv.MiniCPMVImageProcessor(auto_map=auto_map(minicpmv, AutoImageProcessor="MiniCPMVImageProcessor"))
         processor.save_pretrained(out_dir)
-        shutil.copy(minicpmv.__file__, out_dir / "minicpmv.py")
 
 
 @hookimpl

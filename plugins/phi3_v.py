@@ -61,17 +61,27 @@ class Phi3VisionFamily(Family):
     def build_tiny(self, model_type: str, out_dir: Path, preset: str = "tiny") -> None:
         """Phi-3.5-vision-instruct's layout and image geometry (336-pixel crops, 144 tokens each) at a few MB.
 
-        The checkpoint carries `plugins/remote_code/phi3_v.py` as its modeling code (`auto_map`). Its CLIP tower
-        is 2 layers deep but 1024 wide: openvino-genai merges the tower's 1024-wide features itself, and the
-        separators it reads from config.json (`glb_GN`, `sub_GN`) are 4096 wide.
+        The checkpoint carries `plugins/remote_code/phi3_v.py` as its modeling code. Its CLIP tower is 2 layers
+        deep but 1024 wide: openvino-genai merges the tower's 1024-wide features itself, and the separators it
+        reads from config.json (`glb_GN`, `sub_GN`) are 4096 wide.
         """
         import transformers
 
+        from plugins.llava import llama_tokenizer
         from plugins.remote_code import phi3_v
-        from vlm_router.tiny import save_checkpoint, seeded
+        from vlm_router.tiny import auto_map, save_checkpoint, seeded
 
-        tokenizer, ids = phi3_tokenizer()
-        config = phi3_v.Phi3VConfig(**_config(ids, out_dir.resolve()))
+        tokenizer, ids = llama_tokenizer(
+            SPECIAL_TOKENS, eos_token="<|endoftext|>", pad_token="<|endoftext|>", chat_template=CHAT_TEMPLATE
+        )
+        config = phi3_v.Phi3VConfig(
+            **tiny_phi3_text(),
+            **_vision(out_dir.resolve()),
+            auto_map=auto_map(phi3_v, AutoConfig="Phi3VConfig", AutoModelForCausalLM="Phi3VForCausalLM"),
+            bos_token_id=ids["<s>"],
+            eos_token_id=ids["</s>"],
+            pad_token_id=ids["<|endoftext|>"],
+        )
         with seeded():
             model = phi3_v.Phi3VForCausalLM(config).eval()
             # the published separators start at zero; random ones show whether the runtime places them
@@ -84,44 +94,30 @@ class Phi3VisionFamily(Family):
             eos_token_id=[ids["<|end|>"], ids["<|assistant|>"], ids["<|endoftext|>"]],
             pad_token_id=ids["<|endoftext|>"],
         )
-        phi3_v.Phi3VConfig.register_for_auto_class()
-        phi3_v.Phi3VForCausalLM.register_for_auto_class("AutoModelForCausalLM")
-        phi3_v.Phi3VImageProcessor.register_for_auto_class()
-        save_checkpoint(model, tokenizer, out_dir)
-        phi3_v.Phi3VImageProcessor(num_crops=4).save_pretrained(out_dir)  # Phi-3.5-vision-instruct's 4 crops
+        save_checkpoint(model, tokenizer, out_dir, code=phi3_v)
+        processor = phi3_v.Phi3VImageProcessor(num_crops=4, auto_map=auto_map(phi3_v, AutoImageProcessor="Phi3VImageProcessor"))
+        processor.save_pretrained(out_dir)  # Phi-3.5-vision-instruct's 4 crops
 
 
-def phi3_tokenizer() -> tuple[Any, dict[str, int]]:
-    """Phi-3's LLaMA tokenizer trained offline, with Phi-3.5-vision's special tokens and chat template, and their ids."""
-    import transformers
+def tiny_phi3_text() -> dict[str, Any]:
+    """The text fields of Phi-3-mini-128k (Phi-3.5-vision's and InternVL2-4B's language model), 2 layers 64 wide.
 
-    from vlm_router.tiny import TINY_VOCAB, train_tokenizer
-
-    tokenizer = transformers.LlamaTokenizerFast(
-        tokenizer_object=train_tokenizer(SPECIAL_TOKENS, TINY_VOCAB),
-        bos_token="<s>",
-        eos_token="<|endoftext|>",
-        unk_token="<unk>",
-        pad_token="<|endoftext|>",
-        legacy=False,
-        chat_template=CHAT_TEMPLATE,
-    )  # adds `<s>` to every encoding, as the published tokenizer does
-    vocab = tokenizer.get_vocab()
-    return tokenizer, {token: vocab[token] for token in SPECIAL_TOKENS}
-
-
-def _config(ids: dict[str, int], checkpoint: Path) -> dict[str, Any]:
-    """Phi-3.5-vision-instruct's config.json with a 2-layer, 64-wide Phi-3 and a 2-layer CLIP tower."""
+    LongRoPE as published: one factor per rotary pair (head_dim 16), the long ones past 4096 positions.
+    """
     from vlm_router.tiny import TINY_VOCAB
 
-    # Phi-3.5's LongRoPE: one factor per rotary pair (head_dim 16), the long ones past 4096 positions
     rope = {"type": "longrope", "short_factor": [1.0] * 8, "long_factor": [1.0, 1.5, 2.0, 4.0, 8.0, 16.0, 32.0, 48.0]}
     return {
         "vocab_size": TINY_VOCAB, "hidden_size": 64, "intermediate_size": 128, "num_hidden_layers": 2,
         "num_attention_heads": 4, "num_key_value_heads": 4, "max_position_embeddings": 131072,
         "original_max_position_embeddings": 4096, "rope_scaling": rope, "rope_theta": 10000.0,
-        "sliding_window": 262144, "tie_word_embeddings": False, "architectures": ["Phi3VForCausalLM"],
-        "bos_token_id": ids["<s>"], "eos_token_id": ids["</s>"], "pad_token_id": ids["<|endoftext|>"],
+        "sliding_window": 262144, "tie_word_embeddings": False,
+    }  # fmt: skip
+
+
+def _vision(checkpoint: Path) -> dict[str, Any]:
+    """Phi-3.5-vision-instruct's image fields, with a 2-layer CLIP tower."""
+    return {
         "embd_layer": {
             "embedding_cls": "image", "hd_transform_order": "sub_glb", "projection_cls": "mlp",
             "use_hd_transform": True, "with_learnable_separator": True,

@@ -56,9 +56,8 @@ def test_plugins_lists_families_with_capabilities():
     assert "images: yes, any number of; video: frames, up to 8 frames" in listed["phi3_v"]
     for name in ("internvl_chat", "minicpmv"):
         assert "images: yes, up to 1; video: none" in listed[name]
-        assert "make-tiny: not available" in listed[name]
-    for name in ("llava", "llava_next", "llava_next_video", "gemma3", "qwen3_vl"):
-        assert f"make-tiny --family {name}: presets tiny" in listed[name]
+    for name in ("llava", "llava_next", "llava_next_video", "gemma3", "qwen3_vl", "phi3_v", "internvl_chat", "minicpmv"):
+        assert f"make-tiny --family {name}: presets tiny" in listed[name]  # every built-in family builds one
 
 
 def _sections(listing: str) -> list[tuple[str, str]]:
@@ -78,7 +77,7 @@ def test_wrong_config_stops_start_up_naming_entry_and_field(tmp_path):
 def test_make_tiny_refuses_unknown_family(tmp_path):
     result = run("make-tiny", "--family", "nope", "--out", str(tmp_path / "x"))
     assert result.returncode == 2
-    assert "buildable: gemma3, llava, llava_next, llava_next_video, qwen2_5_vl, qwen2_vl, qwen3_vl" in result.stderr
+    assert "buildable: gemma3, internvl_chat, llava, llava_next, llava_next_video, minicpmv, phi3_v, qwen2_5_vl, qwen2_vl, qwen3_vl" in result.stderr
     result = run("make-tiny", "--family", "qwen2_5_vl", "--preset", "2b", "--out", str(tmp_path / "x"))
     assert result.returncode == 2
     assert "'qwen2_5_vl' has no preset '2b'; presets: tiny" in result.stderr

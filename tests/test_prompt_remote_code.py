@@ -1,8 +1,8 @@
 """Phi-3.5-vision, InternVL2 and MiniCPM-V-2.6 prompts equal what each model's published template produces.
 
-These models need their own remote code, so they cannot be built here; their prompts are checked
-against the templates they were published with, for the same messages written the way each model card
-writes them (string content with the model's image tags).
+Their published chat templates take string content, so the prompts are checked against them for the
+same messages written the way each model card writes them (string content with the model's image tags).
+tests/test_remote_code_families_e2e.py serves each through openvino-genai.
 """
 
 import numpy as np

@@ -14,6 +14,7 @@ import shutil
 import tempfile
 from collections.abc import Iterator, Sequence
 from pathlib import Path
+from types import ModuleType
 from typing import TYPE_CHECKING, Any
 
 from .config import WeightFormat
@@ -95,11 +96,23 @@ def seeded() -> Iterator[None]:
         yield
 
 
-def save_checkpoint(model: Any, processor: Any, out_dir: Path) -> None:
-    """`model`, its generation config and `processor` as a Hugging Face checkpoint in `out_dir`."""
+def auto_map(code: ModuleType, **classes: str) -> dict[str, str]:
+    """A config's `auto_map` naming `code`'s classes in a checkpoint that carries its file: `AutoConfig="MyConfig"`."""
+    module = code.__name__.rpartition(".")[2]
+    return {auto_class: f"{module}.{name}" for auto_class, name in classes.items()}
+
+
+def save_checkpoint(model: Any, processor: Any, out_dir: Path, code: ModuleType | None = None) -> None:
+    """`model`, its generation config and `processor` as a Hugging Face checkpoint in `out_dir`.
+
+    `code` is the family's own modeling module, for a model transformers does not ship: the checkpoint carries
+    its file, which `auto_map` names, and loads with `trust_remote_code`.
+    """
     model.save_pretrained(out_dir)
     model.generation_config.save_pretrained(out_dir)
     processor.save_pretrained(out_dir)
+    if code is not None:
+        shutil.copy(str(code.__file__), out_dir)
 
 
 def make_tiny(
