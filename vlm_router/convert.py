@@ -43,10 +43,13 @@ def compiled_folder(cache_dir: Path, model: str) -> Path:
 
 def export_command(source: str, out_dir: Path, weight_format: WeightFormat, trust_remote_code: bool, own_code: bool = False) -> list[str]:
     """optimum-cli's export; with `own_code` (a checkpoint whose modeling code is this project's) without its version caps."""
-    optimum_cli = shutil.which("optimum-cli", path=str(Path(sys.executable).parent)) or shutil.which("optimum-cli")
-    if optimum_cli is None:
-        raise ConversionError("optimum-cli is not installed: install the converter with `pip install 'vlm-router[convert]'`")
-    exporter = [sys.executable, "-m", "vlm_router.uncapped_export"] if own_code else [optimum_cli]
+    if own_code:
+        exporter = [sys.executable, "-m", "vlm_router.uncapped_export"]
+    else:
+        optimum_cli = shutil.which("optimum-cli", path=str(Path(sys.executable).parent)) or shutil.which("optimum-cli")
+        if optimum_cli is None:
+            raise ConversionError("optimum-cli is not installed: install the converter with `pip install 'vlm-router[convert]'`")
+        exporter = [optimum_cli]
     command = [*exporter, "export", "openvino", "--model", source, "--task", "image-text-to-text"]
     command += ["--weight-format", weight_format.value, str(out_dir)]
     if trust_remote_code:

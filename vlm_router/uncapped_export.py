@@ -11,8 +11,14 @@ import sys
 from optimum.commands.optimum_cli import main
 from optimum.exporters.openvino import model_configs
 
-for export_config in vars(model_configs).values():
-    if isinstance(export_config, type) and "MAX_TRANSFORMERS_VERSION" in vars(export_config):
-        export_config.MAX_TRANSFORMERS_VERSION = None
 
-sys.exit(main())
+def lift_version_caps() -> None:
+    """Let every optimum-intel export config run on any transformers version."""
+    for export_config in vars(model_configs).values():
+        if isinstance(export_config, type) and "MAX_TRANSFORMERS_VERSION" in vars(export_config):
+            export_config.MAX_TRANSFORMERS_VERSION = None
+
+
+if __name__ == "__main__":
+    lift_version_caps()
+    sys.exit(main())
