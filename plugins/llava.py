@@ -55,7 +55,12 @@ class LlavaFamily(Family):
     name = "llava"
     model_types: tuple[str, ...] = ("llava",)
     architectures: tuple[str, ...] = ("LlavaForConditionalGeneration",)
-    capabilities = Capabilities(images=True, max_images=None, video=VideoSupport.NONE)
+    # openvino-genai scales an image's short side to 336 pixels before cropping its centre, so its memory grows
+    # with the aspect ratio (about 11 KB per unit, measured: an 800000x1 image took 10 GB); at 200:1 that is 2 MB.
+    # Images arrive within 16 tiles of 336x336: a short side of 336 or more, all the crop uses, up to 16:1.
+    capabilities = Capabilities(
+        images=True, max_images=None, video=VideoSupport.NONE, max_aspect_ratio=200, max_image_pixels=16 * 336 * 336
+    )
     description = "LLaVA-1.5 (USER:/ASSISTANT: turns, <image> per image before the turn's text)"
     history_images = "kept: images of earlier turns stay at the start of their turn and are encoded again"
     reserved_tags: tuple[str, ...] = (IMAGE_TAG,)

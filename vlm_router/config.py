@@ -36,11 +36,25 @@ class ServerConfig(_Strict):
     max_loaded_models: int | None = Field(None, ge=1, description="Loading one more first unloads the least recently used idle model.")
     memory_budget_gb: float | None = Field(None, gt=0, description="Estimated memory of loaded models (weights plus KV cache) stays under this.")
     worker_start_timeout_s: float = Field(900.0, gt=0)
+    worker_stall_timeout_s: float | None = Field(
+        30.0, gt=0, description="A worker with no heartbeat nor CPU time for this long is killed, failing its requests (503), and replaced."
+    )
     shutdown_grace_s: float = Field(30.0, ge=0, description="On SIGTERM, how long in-flight requests may take to finish.")
     api_keys: list[Annotated[str, Field(min_length=8)]] = Field(
         default_factory=list, description="Bearer tokens a client must send; none: no authentication. VLM_API_KEYS adds more."
     )
-    cors_origins: list[str] = Field(default_factory=list, description="Origins browsers may call from ('*' for any); none: no CORS.")
+    cors_origins: list[str] = Field(
+        default_factory=list, description="Origins browsers may call from ('*' for any); none: requests with an Origin are refused (403)."
+    )
+    allowed_host_names: list[str] = Field(
+        default_factory=list,
+        description="Host header names answered besides loopback ones ('*' for any); none: any unless bound to loopback.",
+    )
+    header_timeout_s: float = Field(15.0, gt=0, description="A request's headers must arrive within this of the connection's start or last answer.")
+    body_timeout_s: float = Field(30.0, gt=0, description="The longest pause while a request's body arrives (408).")
+    max_connections: int = Field(
+        1000, ge=1, description="Open client connections (at most half the open-file limit); one more closes the longest idle."
+    )
 
 
 class MediaConfig(_Strict):
@@ -54,7 +68,10 @@ class MediaConfig(_Strict):
     max_media_bytes_per_request: int = Field(256 * 2**20, gt=0, description="Bytes of all images and videos of one request together.")
     fetch_timeout_s: float = Field(10.0, gt=0)
     max_image_bytes: int = Field(20 * 2**20, gt=0)
-    max_image_pixels: int = Field(40_000_000, gt=0)
+    max_image_pixels: int = Field(40_000_000, gt=0, description="Pixels of one image, from its header; also what decoding holds at once.")
+    max_pixels_per_request: int = Field(
+        128_000_000, gt=0, description="Decoded pixels of all images and frames of one request together, from their headers."
+    )
     max_images_per_request: int = Field(16, ge=0)
     max_request_bytes: int = Field(64 * 2**20, gt=0)
     max_videos_per_request: int = Field(4, ge=0)
@@ -79,6 +96,10 @@ class CapabilityOverrides(_Strict):
     video: VideoSupport | None = None
     max_frames: int | None = Field(None, ge=1)
     video_fps: float | None = Field(None, gt=0)
+    max_image_pixels: int | None = Field(None, ge=784, description="Larger images are scaled down to this before the model sees them.")
+    max_request_image_pixels: int | None = Field(
+        None, ge=784, description="All images of a request together; more are scaled down by one factor before the model sees them."
+    )
 
 
 class GenerationDefaults(_Strict):
@@ -140,6 +161,9 @@ class ModelConfig(_Strict):
     max_waiting: int = Field(32, ge=0, description="Requests beyond the running ones that may wait; more get a 429.")
     request_timeout_s: float | None = Field(600.0, gt=0, description="Deadline for a whole request; None: none.")
     keep_alive_s: float | None = Field(None, gt=0, description="Unload after this long idle; None: stay loaded.")
+    recycle_growth_gb: float | None = Field(
+        2.0, gt=0, description="A worker that is idle and has grown this much past its loaded size is replaced; None: never."
+    )
 
     @field_validator("device")
     @classmethod

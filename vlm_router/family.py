@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import math
 import re
 from abc import ABC, abstractmethod
 from collections.abc import Mapping, Sequence
@@ -36,6 +37,13 @@ class Capabilities:
     video_fps: float = 2.0
     #: Longest side over shortest side an image may have, when the model's preprocessing has a limit.
     max_aspect_ratio: float | None = None
+    #: Pixels an image may have when it reaches the worker; larger ones are scaled down first, aspect kept.
+    max_image_pixels: int | None = None
+    #: The model's patch grid: image sides are snapped to multiples of it, from a bounded set (`image_size`).
+    image_grid: int | None = None
+    #: Pixels all images of one request may have together when they reach the worker, for a model whose
+    #: memory grows faster than their sum; more are all scaled down by one factor (`image_sizes`).
+    max_request_image_pixels: int | None = None
 
     def overridden(self, overrides: CapabilityOverrides) -> Capabilities:
         """These capabilities with a `models.yaml` entry's overrides applied."""
@@ -63,6 +71,42 @@ class Capabilities:
                 rule="max_aspect_ratio",
             )
 
+    def scaled_size(self, width: int, height: int) -> tuple[int, int]:
+        """`width`x`height` scaled down (never up) to `max_image_pixels`, aspect kept: the size to decode at."""
+        scale = self._scale(width, height)
+        return max(1, int(width * scale)), max(1, int(height * scale))
+
+    def image_size(self, width: int, height: int) -> tuple[int, int]:
+        """The size an image of `width`x`height` reaches the worker at.
+
+        Scaled down to `max_image_pixels`; with `image_grid`, each side is a whole number of grid
+        cells, rounded down to three significant bits (1-8, 10, 12, 14, 16, 20, 24, ... cells, steps
+        of at most 12.5%), so the worker sees a bounded set of shapes and keeps a bounded number
+        of shape-specific buffers. Never over `max_image_pixels` unless a side is one cell.
+        """
+        if self.image_grid is None:
+            return self.scaled_size(width, height)
+        scale, grid = self._scale(width, height), self.image_grid
+        cells = [max(1, round(side * scale / grid)) for side in (width, height)]
+        if self.max_image_pixels is not None and cells[0] * cells[1] * grid * grid > self.max_image_pixels:
+            cells = [max(1, int(side * scale / grid)) for side in (width, height)]
+        return _coarse(cells[0]) * grid, _coarse(cells[1]) * grid
+
+    def image_sizes(self, shapes: Sequence[tuple[int, int]]) -> list[tuple[int, int]]:
+        """The sizes a request's images of `shapes` (width, height) reach the worker at.
+
+        Each is scaled down to `max_image_pixels`; if they then have more than `max_request_image_pixels`
+        together, all are scaled down by the same factor; then each is snapped to the grid (`image_size`).
+        """
+        scaled = [self.scaled_size(width, height) for width, height in shapes]
+        total = sum(width * height for width, height in scaled)
+        limit = self.max_request_image_pixels
+        shrink = 1.0 if limit is None or total <= limit else math.sqrt(limit / total)
+        return [self.image_size(max(1, int(width * shrink)), max(1, int(height * shrink))) for width, height in scaled]
+
+    def _scale(self, width: int, height: int) -> float:
+        return 1.0 if self.max_image_pixels is None else min(1.0, math.sqrt(self.max_image_pixels / (width * height)))
+
     def as_dict(self) -> dict[str, Any]:
         return {
             "images": self.images,
@@ -71,7 +115,16 @@ class Capabilities:
             "max_frames": self.max_frames,
             "video_fps": self.video_fps,
             "max_aspect_ratio": self.max_aspect_ratio,
+            "max_image_pixels": self.max_image_pixels,
+            "image_grid": self.image_grid,
+            "max_request_image_pixels": self.max_request_image_pixels,
         }
+
+
+def _coarse(cells: int) -> int:
+    """`cells` rounded down to its three most significant bits."""
+    drop = max(0, cells.bit_length() - 3)
+    return cells >> drop << drop
 
 
 #: Tags openvino-genai reads as media placeholders in any model's prompt.

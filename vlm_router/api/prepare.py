@@ -11,8 +11,8 @@ import numpy as np
 from ..config import MediaConfig, VideoSupport
 from ..conversation import ToolCall
 from ..family import Capabilities, CapabilityError
-from ..media import ByteBudget, MediaError
-from ..media.loader import MediaLoader
+from ..media import MediaError
+from ..media.loader import MediaLoader, RequestBudget
 from ..registry import ModelHandle, ModelUnavailable
 from ..worker.client import WorkerEngine
 from .errors import APIError, bad_request
@@ -83,7 +83,8 @@ async def prepare(loader: MediaLoader, media: MediaConfig, handle: ModelHandle, 
             await engine_task  # video sampling follows the family's defaults
             _check_request(handle, request, len(conversation.images), len(conversation.videos))
         budget = loader.budget()  # all media of the request together
-        images, videos = await asyncio.gather(loader.images(conversation.images, budget), _videos(loader, handle, conversation, budget))
+        size = handle.capabilities.scaled_size if handle.capabilities else None  # decoded within the model's pixels, when known
+        images, videos = await asyncio.gather(loader.images(conversation.images, budget, size), _videos(loader, handle, conversation, budget))
         engine = await engine_task
     except MediaError as exc:
         raise APIError(exc.status, exc.message, param=exc.param, code=exc.code) from None
@@ -105,13 +106,14 @@ async def prepare(loader: MediaLoader, media: MediaConfig, handle: ModelHandle, 
         videos = []
         _check_counts(media, len(images), 0)  # the frames count as images
         _check_request(handle, request, len(images), 0)
+    images = await loader.fit(images, caps.image_sizes([(image.shape[1], image.shape[0]) for image in images]))  # bounded pixels and shapes
     videos = [family.prepare_video(video) for video in videos]
     tools = request.offered_tools
     prompt = family.build_tool_prompt(messages, tools) if family.tools else family.build_prompt(messages)
     return Prepared(engine, prompt, images, videos, family.parse_tool_calls if tools else None)
 
 
-async def _videos(loader: MediaLoader, handle: ModelHandle, conversation: Conversation, budget: ByteBudget) -> list[np.ndarray]:
+async def _videos(loader: MediaLoader, handle: ModelHandle, conversation: Conversation, budget: RequestBudget) -> list[np.ndarray]:
     if not conversation.videos:
         return []
     caps = handle.capabilities

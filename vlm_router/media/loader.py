@@ -14,8 +14,9 @@ from PIL import Image
 from ..config import MediaConfig
 from . import ByteBudget, MediaError
 from .fetch import MediaFetcher, decode_data_url
-from .images import decode_image
+from .images import Sizer, decode_image, probe
 from .local import read_local
+from .pixels import DecodeGate, PixelBudget
 from .video import Sampling, VideoLimits, decode_video, fit
 
 T = TypeVar("T")
@@ -46,29 +47,49 @@ class VideoRef:
     max_frames: int | None = None
 
 
+@dataclass(frozen=True)
+class RequestBudget:
+    """What all media of one request may take together: bytes read and pixels decoded."""
+
+    bytes: ByteBudget
+    pixels: PixelBudget
+
+
 class MediaLoader:
     """Turns a request's media references into arrays, under the configured limits.
 
     A URL may be `data:` (inline), http(s) (fetched), or a `file:` URL or bare path (read from
-    `media.local_dir` when it is set); other schemes are refused. The bytes of all media of one
-    request count together against `media.max_media_bytes_per_request`: pass the request's
-    `budget()` to every call for that request.
+    `media.local_dir` when it is set); other schemes are refused. All media of one request count
+    together against `media.max_media_bytes_per_request` and, for images and frames, against
+    `media.max_pixels_per_request` (from their headers, before any is decoded): pass the request's
+    `budget()` to every call for that request. Decoding in progress holds at most
+    `media.max_image_pixels` source pixels at once, over all requests.
     """
 
     def __init__(self, fetcher: MediaFetcher, config: MediaConfig) -> None:
         self._fetcher = fetcher
         self._config = config
+        self._gate = DecodeGate(config.max_image_pixels)
 
-    def budget(self) -> ByteBudget:
-        """A fresh per-request byte budget."""
-        return ByteBudget(self._config.max_media_bytes_per_request)
+    def budget(self) -> RequestBudget:
+        """A fresh per-request budget."""
+        return RequestBudget(ByteBudget(self._config.max_media_bytes_per_request), PixelBudget(self._config.max_pixels_per_request))
 
-    async def images(self, refs: list[MediaRef], budget: ByteBudget | None = None) -> list[np.ndarray]:
-        """`(H, W, 3)` RGB arrays for `refs`, in order; a `MediaError` names the failing item's `param`."""
+    async def images(self, refs: list[MediaRef], budget: RequestBudget | None = None, size: Sizer | None = None) -> list[np.ndarray]:
+        """`(H, W, 3)` RGB arrays for `refs`, in order, each decoded at `size` (when given); errors name the item's `param`.
+
+        Every image is read and its header checked before any of them is decoded.
+        """
         budget = budget or self.budget()
-        return list(await asyncio.gather(*(self._image(ref, budget) for ref in refs)))
+        headers = await asyncio.gather(*(self._header(ref, budget) for ref in refs))
+        return list(await asyncio.gather(*(self._decode(ref, data, pixels, size) for ref, (data, pixels) in zip(refs, headers))))
 
-    async def videos(self, refs: list[VideoRef], fps: float, max_frames: int | None, budget: ByteBudget | None = None) -> list[np.ndarray]:
+    async def fit(self, images: list[np.ndarray], sizes: list[tuple[int, int]]) -> list[np.ndarray]:
+        """`images` scaled to `sizes` (width, height), those already at theirs unchanged."""
+        work = (_off_loop("messages", lambda image=image, size=size: _resized(image, size)) for image, size in zip(images, sizes, strict=True))
+        return list(await asyncio.gather(*work))
+
+    async def videos(self, refs: list[VideoRef], fps: float, max_frames: int | None, budget: RequestBudget | None = None) -> list[np.ndarray]:
         """`(frames, H, W, 3)` arrays for `refs`; `fps` and `max_frames` are the model's defaults and cap."""
         budget = budget or self.budget()
         return list(await asyncio.gather(*(self._video(ref, fps, max_frames, budget) for ref in refs)))
@@ -84,11 +105,18 @@ class MediaLoader:
         budget.take(len(data))
         return data
 
-    async def _image(self, ref: MediaRef, budget: ByteBudget) -> np.ndarray:
-        data = await self._bytes(ref.url, ref.param, self._config.max_image_bytes, "image/", budget)
-        return await _off_loop(ref.param, lambda: decode_image(data, self._config.max_image_pixels))
+    async def _header(self, ref: MediaRef, budget: RequestBudget) -> tuple[bytes, int]:
+        """An image's bytes and its pixel count, taken from `budget` before it is decoded."""
+        data = await self._bytes(ref.url, ref.param, self._config.max_image_bytes, "image/", budget.bytes)
+        width, height = await _off_loop(ref.param, lambda: probe(data, self._config.max_image_pixels))
+        budget.pixels.take(width * height)
+        return data, width * height
 
-    async def _video(self, ref: VideoRef, fps: float, model_max_frames: int | None, budget: ByteBudget) -> np.ndarray:
+    async def _decode(self, ref: MediaRef, data: bytes, pixels: int, size: Sizer | None) -> np.ndarray:
+        async with self._gate.hold(pixels):
+            return await _off_loop(ref.param, lambda: decode_image(data, self._config.max_image_pixels, size))
+
+    async def _video(self, ref: VideoRef, fps: float, model_max_frames: int | None, budget: RequestBudget) -> np.ndarray:
         config = self._config
         max_pixels = ref.max_pixels or config.video_max_pixels
         if max_pixels > config.max_video_pixels:
@@ -98,19 +126,27 @@ class MediaLoader:
         if ref.url is None:
             if len(ref.frames) > sampling.max_frames:
                 raise MediaError(f"{len(ref.frames)} frames, over the limit of {sampling.max_frames}", param=f"{ref.param}.video")
-            frames = await self.images(list(ref.frames), budget)
-            return await _off_loop(f"{ref.param}.video", lambda: _same_size(frames, max_pixels))
+            frames = await self.images(list(ref.frames), budget, lambda width, height: fit(width, height, max_pixels))
+            return await _off_loop(f"{ref.param}.video", lambda: _same_size(frames))
         limits = VideoLimits(config.max_video_duration_s, config.max_image_pixels)
         param = f"{ref.param}.video_url.url"
-        data = await self._bytes(ref.url, param, config.max_video_bytes, "video/", budget)
-        return await _off_loop(param, lambda: decode_video(data, sampling, limits))
+        data = await self._bytes(ref.url, param, config.max_video_bytes, "video/", budget.bytes)
+        video = await _off_loop(param, lambda: decode_video(data, sampling, limits))
+        budget.pixels.take(video.shape[0] * video.shape[1] * video.shape[2])  # sampled frames, each decoded and scaled alone
+        return video
 
 
-def _same_size(frames: list[np.ndarray], max_pixels: int) -> np.ndarray:
-    """Client-sampled frames as one video: all at the first frame's size, within `max_pixels`."""
-    width, height = fit(frames[0].shape[1], frames[0].shape[0], max_pixels)
-    resized = [np.asarray(Image.fromarray(f).resize((width, height), Image.Resampling.BICUBIC)) for f in frames]
-    return np.stack(resized)
+def _same_size(frames: list[np.ndarray]) -> np.ndarray:
+    """Client-sampled frames, already within the video's pixels, as one video at the first frame's size."""
+    size = (frames[0].shape[1], frames[0].shape[0])
+    return np.stack([_resized(frame, size) for frame in frames])
+
+
+def _resized(image: np.ndarray, size: tuple[int, int]) -> np.ndarray:
+    width, height = size
+    if (width, height) == (image.shape[1], image.shape[0]):
+        return image
+    return np.asarray(Image.fromarray(image).resize((width, height), Image.Resampling.BICUBIC, reducing_gap=2.0))
 
 
 async def _named(param: str, work: Awaitable[T]) -> T:
