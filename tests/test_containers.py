@@ -101,7 +101,7 @@ def test_dockerfile_installs_as_the_readme_does(dockerfile):
     installs = [i for i, (name, value) in enumerate(steps) if name == "RUN" and "pip install" in value]
     assert len(installs) == 1, f"{dockerfile}: one pip install expected"
     command = steps[installs[0]][1]
-    assert "'.[convert]'" in command and CPU_WHEELS in command
+    assert "'.[convert,structured]'" in command and CPU_WHEELS in command
     assert CPU_WHEELS in (ROOT / "README.md").read_text()
     sources = ("vlm_router", "plugins", "pyproject.toml")
     sources_copied_at = max(i for i, (name, value) in enumerate(steps) if name == "COPY" and value.split()[0] in sources)

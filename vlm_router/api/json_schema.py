@@ -1,11 +1,20 @@
 """What a `json_schema` response format may hold: the JSON Schema that openvino-genai's grammar compiler takes.
 
-The compiler runs inside a batch step, where an error would stop every request of the model, so a
-schema is checked here first and refused with a 400 naming the place that is wrong.
+openvino-genai converts a schema to a grammar with xgrammar inside a batch step, where an error stops
+the step for every request of the model and leaves the pipeline unusable. So a schema is checked
+here first: its shape by hand, with a 400 naming the place that is wrong, then by xgrammar's own
+converter (the version openvino-genai bundles), so that a schema the engine would refuse is a 400.
 """
 
 from __future__ import annotations
 
+import functools
+import importlib.machinery
+import importlib.util
+import json
+import re
+from pathlib import Path
+from types import ModuleType
 from typing import Any
 
 TYPES = frozenset({"string", "number", "integer", "boolean", "null", "object", "array"})
@@ -13,16 +22,36 @@ TYPES = frozenset({"string", "number", "integer", "boolean", "null", "object", "
 _ONE = ("items", "additionalProperties", "not", "contains", "propertyNames", "unevaluatedProperties", "unevaluatedItems")
 _LIST = ("anyOf", "oneOf", "allOf", "prefixItems")
 _MAP = ("properties", "$defs", "definitions", "patternProperties")
+#: Lists the converter cannot take empty: there would be nothing to choose from.
+_NON_EMPTY = ("anyOf", "oneOf", "enum")
 #: Deep enough for real schemas; deeper ones are refused rather than recursed into.
 MAX_DEPTH = 32
+#: xgrammar's error text starts with a time and its source position, and an assertion's with the
+#: failed expression: `[04:33:40] /project/cpp/x.cc:961: Check failed: (...) is false: reason`.
+_ENGINE_PREFIX = re.compile(r"^\[[\d:]+\] \S+:\d+: (?:Check failed: .* is false: ?)?", re.DOTALL)
 
 
 class SchemaError(ValueError):
-    """The schema cannot be compiled; the message names where."""
+    """The schema cannot be compiled; the message names where, or what the compiler found."""
 
 
-def check_schema(schema: Any, where: str = "schema", depth: int = 0) -> None:
-    """Raise `SchemaError` for a schema openvino-genai's compiler would refuse."""
+def check_schema(schema: Any) -> None:
+    """Raise `SchemaError` for a schema openvino-genai's grammar compiler would refuse."""
+    check_shape(schema)
+    try:
+        # as openvino-genai calls it: any whitespace, no indent or separators, strict mode
+        _bindings().Grammar.from_json_schema(json.dumps(schema), True, None, None, True, None, False)
+    except (RuntimeError, ValueError) as exc:
+        raise SchemaError(f"schema cannot be compiled to a grammar: {engine_reason(str(exc))}") from None
+
+
+def engine_reason(text: str) -> str:
+    """The reason in an xgrammar error, without its time stamp, source path and failed expression."""
+    return _ENGINE_PREFIX.sub("", text.strip()).strip() or "refused by the grammar compiler"
+
+
+def check_shape(schema: Any, where: str = "schema", depth: int = 0) -> None:
+    """Raise `SchemaError`, naming the place, for a schema whose shape the compiler cannot take."""
     if isinstance(schema, bool):
         return
     if not isinstance(schema, dict):
@@ -37,18 +66,35 @@ def check_schema(schema: Any, where: str = "schema", depth: int = 0) -> None:
     ref = schema.get("$ref")
     if ref is not None and not (isinstance(ref, str) and ref.startswith(("#/$defs/", "#/definitions/", "#"))):
         raise SchemaError(f"{where}.$ref: only references inside the schema ('#/$defs/...') are supported")
+    for key in _NON_EMPTY:
+        if schema.get(key) == []:
+            raise SchemaError(f"{where}.{key} must list at least one {'value' if key == 'enum' else 'schema'}")
     for key in _ONE:
         if key in schema:
-            check_schema(schema[key], f"{where}.{key}", depth + 1)
+            check_shape(schema[key], f"{where}.{key}", depth + 1)
     for key in _LIST:
         if key in schema:
             if not isinstance(schema[key], list):
                 raise SchemaError(f"{where}.{key} must be a list of schemas")
             for i, item in enumerate(schema[key]):
-                check_schema(item, f"{where}.{key}.{i}", depth + 1)
+                check_shape(item, f"{where}.{key}.{i}", depth + 1)
     for key in _MAP:
         if key in schema:
             if not isinstance(schema[key], dict):
                 raise SchemaError(f"{where}.{key} must map names to schemas")
             for name, item in schema[key].items():
-                check_schema(item, f"{where}.{key}.{name}", depth + 1)
+                check_shape(item, f"{where}.{key}.{name}", depth + 1)
+
+
+@functools.cache
+def _bindings() -> ModuleType:
+    """xgrammar's native module alone: the package's `__init__` imports torch (about 600 MB, 2 s)."""
+    spec = importlib.util.find_spec("xgrammar")
+    folders = spec.submodule_search_locations or [] if spec is not None else []
+    path = next((p for folder in folders for p in Path(folder).glob("xgrammar_bindings*.so")), None)
+    if path is None:
+        raise SchemaError("json_schema response formats need the grammar compiler the engine uses: install vlm-router[structured]")
+    loader = importlib.machinery.ExtensionFileLoader("xgrammar_bindings", str(path))
+    module = importlib.util.module_from_spec(importlib.util.spec_from_file_location("xgrammar_bindings", path, loader=loader))
+    loader.exec_module(module)
+    return module

@@ -80,11 +80,16 @@ def videos_as_images(messages: list[Message], images: list[np.ndarray], videos: 
 
 
 def texts_with_params(request: ChatCompletionRequest) -> Iterator[tuple[str, str]]:
-    """Every text of the request with the `param` path that names it."""
+    """Every text of the request with the `param` path that names it, then each message's texts joined.
+
+    A prompt puts a message's text parts side by side (its media tags may go elsewhere), so markup
+    split across two parts (`"<ov_genai_image_"`, `"0>"`) is whole there; the joined text shows it.
+    """
     for i, message in enumerate(request.messages):
         if isinstance(message.content, str):
             yield message.content, f"messages.{i}.content"
             continue
-        for j, part in enumerate(message.content or ()):
-            if isinstance(part, TextPart):
-                yield part.text, f"messages.{i}.content.{j}.text"
+        texts = [(part.text, f"messages.{i}.content.{j}.text") for j, part in enumerate(message.content or ()) if isinstance(part, TextPart)]
+        yield from texts
+        if len(texts) > 1:
+            yield "".join(text for text, _ in texts), f"messages.{i}.content"

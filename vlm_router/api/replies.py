@@ -59,17 +59,27 @@ async def complete(reply: Reply, outputs: AsyncGenerator[Delta | Completion, Non
     return web.json_response(reply.body("chat.completion", choices, usage=_usage(completion)))
 
 
+#: The code of a request the worker passed on and the pipeline refused: its message is openvino-genai's own.
+PIPELINE_REFUSED = "invalid_request"
+
+
 def generation_error(exc: Exception, model: str, timeout: float | None) -> APIError:
-    """What a client is told when generation did not finish."""
+    """What a client is told when generation did not finish.
+
+    openvino-genai's messages (source paths, failed assertions) go to the log, never to the client.
+    """
     if isinstance(exc, TimeoutError):
         return APIError(504, f"the request ran past its deadline of {timeout:g} s", code="deadline_exceeded")
     if isinstance(exc, WorkerError):
         return APIError(503, f"model '{model}' stopped: {exc}; retry", code="worker_failed", headers={"Retry-After": "1"})
+    if isinstance(exc, RequestRejected) and exc.code != PIPELINE_REFUSED:
+        return APIError(400, str(exc), param=exc.param, code=exc.code)  # the worker's own words
     if isinstance(exc, RequestRejected):
-        return APIError(400, str(exc), param=exc.param, code=exc.code)
-    if not isinstance(exc, GenerationError):
-        log.error("generation failed for model '%s'", model, exc_info=exc)
-    return APIError(500, f"generation failed: {exc}", code="generation_failed")
+        log.warning("model '%s' refused a request: %s", model, exc)
+        message = f"model '{model}' cannot take this request: its pipeline refused the input; the server log has the reason"
+        return APIError(400, message, code=PIPELINE_REFUSED)
+    log.error("generation failed for model '%s': %s", model, exc, exc_info=None if isinstance(exc, GenerationError) else exc)
+    return APIError(500, "generation failed; the server log has the reason", code="generation_failed")
 
 
 @dataclass

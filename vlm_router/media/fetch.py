@@ -21,7 +21,9 @@ MAX_REDIRECTS = 5
 _REDIRECTS = (301, 302, 303, 307, 308)
 _DATA_URL = re.compile(r"^data:(?P<type>[\w.+-]+/[\w.+-]+)?(?P<params>(;[\w.+-]+=[\w.+-]+)*)(?P<b64>;base64)?,", re.IGNORECASE)
 IPAddress = ipaddress.IPv4Address | ipaddress.IPv6Address
-_NAT64 = ipaddress.ip_network("64:ff9b::/96")
+#: NAT64 (well-known and local-use prefixes), 6to4 and Teredo: the connection leaves this host for a
+#: translator or relay, towards an IPv4 address carried inside that no check here can vouch for.
+_TRANSLATED = tuple(ipaddress.ip_network(n) for n in ("64:ff9b::/96", "64:ff9b:1::/48", "2002::/16", "2001::/32"))
 _THIS_NETWORK = ipaddress.ip_network("0.0.0.0/8")
 _BROADCAST = ipaddress.ip_address("255.255.255.255")
 _PRIVATE = "a private, loopback, link-local or reserved address"
@@ -29,27 +31,19 @@ _NEVER = "a multicast or broadcast address"
 
 
 def reached_address(ip: IPAddress) -> IPAddress:
-    """The address a connection to `ip` reaches: IPv4-mapped (`::ffff:a.b.c.d`) and NAT64
-    (`64:ff9b::a.b.c.d`) addresses are their IPv4 address, others themselves."""
-    if isinstance(ip, ipaddress.IPv6Address):
-        if ip.ipv4_mapped is not None:
-            return ip.ipv4_mapped
-        if ip in _NAT64:
-            return ipaddress.IPv4Address(int(ip) & 0xFFFFFFFF)
+    """The address a connection to `ip` reaches: an IPv4-mapped address (`::ffff:a.b.c.d`) its IPv4
+    address, which this host connects to itself; others themselves."""
+    if isinstance(ip, ipaddress.IPv6Address) and ip.ipv4_mapped is not None:
+        return ip.ipv4_mapped
     return ip
 
 
 def is_public(ip: IPAddress) -> bool:
     """A global unicast address: not private, loopback, link-local, shared, reserved, documentation,
-    site-local or IPv4-compatible; a 6to4 address only if the IPv4 address it carries is public."""
+    site-local or IPv4-compatible."""
     if not ip.is_global or ip.is_multicast or ip.is_reserved:
         return False
-    if isinstance(ip, ipaddress.IPv6Address):
-        if ip.is_site_local:
-            return False
-        if ip.sixtofour is not None:
-            return is_public(ip.sixtofour)
-    return True
+    return not (isinstance(ip, ipaddress.IPv6Address) and ip.is_site_local)
 
 
 def never_allowed(ip: IPAddress) -> bool:
@@ -60,6 +54,11 @@ def never_allowed(ip: IPAddress) -> bool:
 def unspecified(ip: IPAddress) -> bool:
     """`0.0.0.0/8` and `::`, which reach this machine on Linux: allowed only when listed by address."""
     return ip.is_unspecified or ip in _THIS_NETWORK
+
+
+def translated(ip: IPAddress) -> bool:
+    """NAT64, 6to4 and Teredo addresses: allowed only when listed as IPv6, never judged by the IPv4 inside."""
+    return any(ip in network for network in _TRANSLATED)
 
 
 class RefusedAddress(OSError):
@@ -77,8 +76,9 @@ class HostPolicy:
 
     Public addresses always; private, loopback, link-local and reserved ones only when
     `allow_private` is set or `allowed_hosts` lists the host name, the address or a network
-    holding it; unspecified ones (`0.0.0.0`, `::`) only when listed by address or network, never
-    by a name that resolves to them; multicast and broadcast never.
+    holding it; unspecified (`0.0.0.0`, `::`) and IPv6 translation (NAT64, 6to4, Teredo) addresses
+    only when listed by address or network, never by a name that resolves to them; multicast and
+    broadcast never.
     """
 
     def __init__(self, allowed_hosts: list[str], allow_private: bool = False) -> None:
@@ -111,7 +111,7 @@ class HostPolicy:
         if never_allowed(ip):
             raise RefusedAddress(host, address, never=True)
         listed = any(a in network for network in self._networks for a in (ip, given))
-        if unspecified(ip):  # reaches this machine: only an allow-list entry for the address itself opens it
+        if unspecified(ip) or translated(ip):  # this machine, or a relay: only an entry for the address opens it
             if listed:
                 return
             raise RefusedAddress(host, address, never=False)
