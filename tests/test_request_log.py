@@ -2,11 +2,16 @@
 
 import json
 import logging
+import sys
+from urllib.parse import quote
 
+import aiohttp
 import httpx
 import pytest
 
-from vlm_router.logs import JSONFormatter
+from vlm_router.api.app import create_app
+from vlm_router.config import parse_config
+from vlm_router.logs import JSONFormatter, RateLimit, TextFormatter
 
 from .conftest import data_url, image_part, png_bytes, user
 
@@ -52,3 +57,43 @@ def test_json_log_lines_carry_the_fields():
     line = json.loads(JSONFormatter().format(record))
     assert line["message"] == "id-1 status=200" and line["request_id"] == "id-1" and line["status"] == 200
     assert line["level"] == "INFO" and line["time"].endswith("Z")
+
+
+async def test_a_control_character_in_a_request_cannot_write_a_log_line_of_its_own(aiohttp_server, families, caplog):
+    caplog.set_level(logging.INFO)
+    config = parse_config({"models": [{"name": "m", "path": "/nonexistent"}], "server": {"api_keys": ["sk-test-key-0123456789"]}})
+    running = await aiohttp_server(create_app(config, families))
+    forged = "x\n2026-01-01 00:00:00,000 ERROR vlm_router: forged\r\x1b[2K\u2028"
+    async with aiohttp.ClientSession() as http:
+        async with http.get(running.make_url("/v1/models/" + quote(forged))) as response:
+            assert response.status == 401
+    records = [r for r in caplog.records if "forged" in r.getMessage() and r.name.startswith("vlm_router")]
+    assert {r.name for r in records} == {"vlm_router.requests", "vlm_router.api.access"}, "the request line and the 401 line"
+    for record in records:
+        for line in (TextFormatter().format(record), JSONFormatter().format(record)):
+            assert "\n" not in line and "\r" not in line and "\x1b" not in line and "\u2028" not in line
+        assert "x\\n2026-01-01 00:00:00,000 ERROR vlm_router: forged\\r\\x1b[2K\\u2028" in TextFormatter().format(record)
+
+
+def test_a_traceback_is_indented_under_its_line():
+    try:
+        raise ValueError("bad\n2026-01-01 00:00:00,000 ERROR forged")
+    except ValueError:
+        record = logging.LogRecord("x", logging.ERROR, __file__, 1, "failed", (), sys.exc_info())
+    first, *rest = TextFormatter().format(record).split("\n")
+    assert first.endswith("ERROR x: failed") and rest and all(line.startswith("    ") for line in rest)
+
+
+def test_repeated_warnings_from_one_call_are_rate_limited():
+    limit = RateLimit(burst=3, window_s=10)
+
+    def record(created: float, line: int = 7, level: int = logging.WARNING) -> logging.LogRecord:
+        made = logging.LogRecord("x", level, "a.py", line, "too many open files", (), None)
+        made.created = created
+        return made
+
+    assert [limit.filter(record(t)) for t in range(6)] == [True] * 3 + [False] * 3
+    assert limit.filter(record(5, line=8)), "another call has a window of its own"
+    assert all(limit.filter(record(5, level=logging.INFO)) for _ in range(10)), "info lines (one per request) are never dropped"
+    later = record(12)
+    assert limit.filter(later) and later.getMessage() == "too many open files (3 more like this dropped in the last 12 s)"

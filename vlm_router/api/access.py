@@ -1,16 +1,22 @@
-"""Who may call the API: optional bearer API keys, and CORS for browser clients.
+"""Who may call the API: the Host a request names, the web page it comes from, and optional bearer API keys.
 
-Both are off by default. `server.api_keys` closes every endpoint but `GET /health` to requests
-without `Authorization: Bearer <key>`; `server.cors_origins` lets browsers on those origins call the
-server. CORS preflights are answered before the key check, as browsers send them without a key.
+A server bound to loopback answers only requests whose `Host` is a loopback name or address, so a
+web page whose name was rebound to 127.0.0.1 cannot reach it (`server.allowed_host_names` widens
+this). A request with an `Origin` (a browser's, from a web page) is refused unless
+`server.cors_origins` allows that origin, so no page can drive the server, not even with a form or a
+`text/plain` POST that needs no preflight. `server.api_keys` closes every endpoint but `GET /health` to
+requests without `Authorization: Bearer <key>`. CORS preflights are answered before the key check, as
+browsers send them without a key.
 """
 
 from __future__ import annotations
 
 import hashlib
 import hmac
+import ipaddress
 import logging
 import re
+from urllib.parse import urlsplit
 
 from aiohttp import hdrs, web
 from aiohttp.typedefs import Middleware
@@ -66,8 +72,48 @@ def _unauthorized(message: str) -> APIError:
     return APIError(401, message, code="invalid_api_key", headers={hdrs.WWW_AUTHENTICATE: "Bearer"})
 
 
+def _is_loopback(host: str) -> bool:
+    """`localhost`, a name under `.localhost` (RFC 6761), or a loopback address."""
+    host = host.lower().rstrip(".")
+    if host == "localhost" or host.endswith(".localhost"):
+        return True
+    try:
+        return ipaddress.ip_address(host.strip("[]")).is_loopback
+    except ValueError:
+        return False
+
+
+def host_check(server: ServerConfig) -> Middleware | None:
+    """A middleware refusing (403) a `Host` header that `server` does not answer to; None when it answers to any.
+
+    Loopback names and addresses always pass (a rebound name never arrives as one), and so do the
+    `allowed_host_names` (`*`: any). Without those, a server bound elsewhere than loopback answers to any.
+    """
+    names = frozenset(name.lower().rstrip(".") for name in server.allowed_host_names)
+    if "*" in names or (not names and not _is_loopback(server.host)):
+        return None
+
+    def allows(host: str) -> bool:
+        return host in names or _is_loopback(host)
+
+    @web.middleware
+    async def check_host(request: web.Request, handler: Handler) -> web.StreamResponse:
+        given = request.headers.get(hdrs.HOST)
+        if given is not None:  # a browser always sends one; HTTP/1.0 tools may not
+            try:
+                host = (urlsplit("//" + given).hostname or "").rstrip(".")
+            except ValueError:
+                host = ""
+            if not allows(host):
+                log.info("403 for %s %s from %s: Host %r not allowed", request.method, request.path, request.remote, given)
+                raise APIError(403, f"the Host header {given!r} is not one this server answers to", code="host_not_allowed")
+        return await handler(request)
+
+    return check_host
+
+
 class Cors:
-    """CORS for `origins` (exact origins such as `https://app.example`, or `*` for any)."""
+    """CORS for `origins` (exact origins such as `https://app.example`, or `*` for any); none: no origin allowed."""
 
     def __init__(self, origins: list[str]) -> None:
         self.any = "*" in origins
@@ -77,13 +123,16 @@ class Cors:
         return self.any or origin.lower() in self.origins
 
     @web.middleware
-    async def preflight(self, request: web.Request, handler: Handler) -> web.StreamResponse:
-        """Answers a preflight (OPTIONS with Access-Control-Request-Method) on any path: 204, or 403 for an origin not allowed."""
+    async def check(self, request: web.Request, handler: Handler) -> web.StreamResponse:
+        """Refuses (403) any request from an origin not allowed, and answers preflights (OPTIONS with Access-Control-Request-Method) from allowed ones (204)."""
         origin = request.headers.get(hdrs.ORIGIN)
-        if request.method != hdrs.METH_OPTIONS or origin is None or hdrs.ACCESS_CONTROL_REQUEST_METHOD not in request.headers:
+        if origin is None:
             return await handler(request)
         if not self.allows(origin):
-            raise APIError(403, "CORS origin not allowed", code="cors_origin_not_allowed")
+            log.info("403 for %s %s from %s: Origin %r not allowed", request.method, request.path, request.remote, origin)
+            raise APIError(403, f"requests from the origin {origin!r} are not allowed", code="cors_origin_not_allowed")
+        if request.method != hdrs.METH_OPTIONS or hdrs.ACCESS_CONTROL_REQUEST_METHOD not in request.headers:
+            return await handler(request)
         requested = request.headers.get(hdrs.ACCESS_CONTROL_REQUEST_HEADERS, "")
         names = dict.fromkeys([*ALLOW_HEADERS, *(n.strip().lower() for n in requested.split(","))])
         allowed = [n for n in names if n in ALLOW_HEADERS or (_TOKEN.match(n) and n.startswith(ALLOW_HEADER_PREFIXES))]
@@ -110,14 +159,17 @@ class Cors:
 
 
 def setup_access(app: web.Application, server: ServerConfig) -> None:
-    """Add CORS (if `server.cors_origins`) and then the key check (if `server.api_keys`) to `app`.
+    """Add the Host check, the origin check with CORS, and then the key check (if `server.api_keys`) to `app`.
 
-    Call before the app starts and after `error_middleware` is in place, so both errors still leave as
+    Call before the app starts and after `error_middleware` is in place, so the errors still leave as
     OpenAI error bodies.
     """
+    check = host_check(server)
+    if check is not None:
+        app.middlewares.append(check)
+    cors = Cors(server.cors_origins)
+    app.middlewares.append(cors.check)
     if server.cors_origins:
-        cors = Cors(server.cors_origins)
-        app.middlewares.append(cors.preflight)
         app.on_response_prepare.append(cors.add_headers)
     if server.api_keys:
         app.middlewares.append(auth_middleware(server.api_keys))

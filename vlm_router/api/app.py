@@ -13,7 +13,9 @@ from ..plugins import FamilyRegistry
 from ..registry import ModelRegistry
 from . import chat, devices
 from .access import setup_access
+from .body import body_middleware, defer_expect
 from .chat import ChatService, chat_completions, find_model
+from .connections import setup_connections
 from .errors import error_middleware
 from .metrics import setup_metrics
 from .request_log import echo_request_id, request_log
@@ -43,11 +45,12 @@ def create_app(config: RouterConfig, families: FamilyRegistry) -> web.Applicatio
     """The server for `config`, its models served by `families`."""
     # lingering_time=0: a body left unread (refused, or undecodable) closes the connection after the
     # answer instead of being drained, which for a broken gzip body would raise after the answer was sent
-    app = web.Application(
-        middlewares=[request_log, error_middleware], client_max_size=config.media.max_request_bytes, handler_args={"lingering_time": 0}
-    )
+    app = web.Application(client_max_size=config.media.max_request_bytes, handler_args={"lingering_time": 0})
+    setup_connections(app, config.server)  # outermost: a connection is busy until its answer is sent
+    app.middlewares.extend([request_log, error_middleware])
     app.on_response_prepare.append(echo_request_id)
     setup_access(app, config.server)  # inside error_middleware: a 401 or 403 is an OpenAI error body
+    app.middlewares.append(body_middleware(config.media.max_request_bytes, config.server.body_timeout_s))  # after the checks
     registry = ModelRegistry(config, families)
     fetcher = MediaFetcher(config.media)
     app[SERVICE] = ChatService(registry=registry, loader=MediaLoader(fetcher, config.media), media=config.media)
@@ -57,7 +60,7 @@ def create_app(config: RouterConfig, families: FamilyRegistry) -> web.Applicatio
     app.router.add_get("/v1/models/{model:.+}", get_model)
     devices.add_routes(app)
     setup_metrics(app, registry)
-    app.router.add_post(chat.PATH, _chat)
+    app.router.add_post(chat.PATH, _chat, expect_handler=defer_expect)
 
     async def start(app: web.Application) -> None:
         await fetcher.start()
