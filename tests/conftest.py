@@ -8,13 +8,17 @@ import functools
 import hashlib
 import http.server
 import io
+import socket
+import sys
 import threading
+import time
 from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
 
 import aiohttp
 import av
+import httpx
 import numpy as np
 import openai
 import pytest
@@ -27,6 +31,8 @@ from vlm_router.plugins import load_families
 from vlm_router.tiny import make_tiny
 
 ROOT = Path(__file__).resolve().parent.parent
+#: The `vlm-router` command, run by this interpreter.
+CLI = [sys.executable, "-m", "vlm_router"]
 
 
 def _models_dir(plugin: str) -> Path:
@@ -254,3 +260,20 @@ async def wait_for(predicate, seconds: float = 30) -> None:
             return
         await asyncio.sleep(0.05)
     raise AssertionError("condition not reached")
+
+
+def free_port() -> int:
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        return probe.getsockname()[1]
+
+
+def wait_healthy(url: str) -> None:
+    deadline = time.monotonic() + 60
+    while time.monotonic() < deadline:
+        try:
+            if httpx.get(url + "/health").status_code == 200:
+                return
+        except httpx.TransportError:
+            time.sleep(0.2)
+    raise AssertionError(f"{url} did not become healthy")

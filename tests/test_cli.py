@@ -5,9 +5,7 @@ import os
 import re
 import shutil
 import signal
-import socket
 import subprocess
-import sys
 import time
 
 import httpx
@@ -17,31 +15,11 @@ import yaml
 
 from vlm_router.api.app import create_app
 
-from .conftest import ServerThread, data_url, image_part, png_bytes, router_config, user
-
-CLI = [sys.executable, "-m", "vlm_router"]
-
-
-def free_port() -> int:
-    with socket.socket() as probe:
-        probe.bind(("127.0.0.1", 0))
-        return probe.getsockname()[1]
-
-
-def wait_healthy(url: str) -> None:
-    deadline = time.monotonic() + 60
-    while time.monotonic() < deadline:
-        try:
-            if httpx.get(url + "/health").status_code == 200:
-                return
-        except httpx.TransportError:
-            time.sleep(0.2)
-    raise AssertionError(f"{url} did not become healthy")
+from .conftest import CLI, ServerThread, data_url, free_port, image_part, png_bytes, router_config, user, wait_healthy
 
 
 def run(*args: str, env: dict | None = None) -> subprocess.CompletedProcess:
     return subprocess.run([*CLI, *args], capture_output=True, text=True, timeout=120, env=env)
-
 
 def test_plugins_lists_families_with_capabilities():
     result = run("plugins")

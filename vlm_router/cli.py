@@ -3,14 +3,20 @@
 from __future__ import annotations
 
 import argparse
+import asyncio
 import logging
 import os
+import signal
 import sys
 from pathlib import Path
+from typing import TYPE_CHECKING
 
-from .config import ConfigError, load_config
+from .config import ConfigError, ServerConfig, load_config
 from .logs import setup_logging
 from .plugins import PluginError, load_families
+
+if TYPE_CHECKING:
+    from aiohttp import web
 
 DEFAULT_CONFIG = "models.yaml"
 
@@ -24,8 +30,6 @@ def _config_path(value: str | None) -> Path | None:
 
 
 def serve(args: argparse.Namespace) -> int:
-    from aiohttp import web
-
     from .api.app import create_app
 
     config = load_config(_config_path(args.config))
@@ -38,16 +42,26 @@ def serve(args: argparse.Namespace) -> int:
     app = create_app(config, load_families())
     names = ", ".join(m.name for m in config.models)
     logging.getLogger(__name__).info("serving %s on http://%s:%d", names, config.server.host, config.server.port)
-    web.run_app(
-        app,
-        host=config.server.host,
-        port=config.server.port,
-        print=None,
-        access_log=None,  # vlm_router.requests logs each request, with its id, model, tokens and timings
-        handler_cancellation=True,  # a client that leaves cancels its request, and so its generation
-        shutdown_timeout=config.server.shutdown_grace_s,  # SIGTERM: in-flight requests may finish first
-    )
+    asyncio.run(_serve(app, config.server))
     return 0
+
+
+async def _serve(app: web.Application, server: ServerConfig) -> None:
+    """Serve `app` until SIGINT or SIGTERM, then stop: in-flight requests get `server.shutdown_grace_s`."""
+    from .api.app import SERVICE
+    from .api.connections import start_server
+    from .shutdown import ShutdownDeadline
+
+    runner = await start_server(app, server)
+    stop = asyncio.Event()
+    loop = asyncio.get_running_loop()
+    for signum in (signal.SIGINT, signal.SIGTERM):
+        loop.add_signal_handler(signum, stop.set)
+    try:
+        await stop.wait()
+    finally:
+        ShutdownDeadline(app[SERVICE].registry, server.shutdown_grace_s).start()
+        await runner.cleanup()
 
 
 def plugins(_: argparse.Namespace) -> int:

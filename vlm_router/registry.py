@@ -6,7 +6,7 @@ import asyncio
 import json
 import logging
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Coroutine
 from enum import Enum
 from pathlib import Path
 from typing import Any
@@ -16,6 +16,7 @@ from .convert import ConversionError, cache_folder, compiled_folder, convert, is
 from .family import Capabilities, Family
 from .plugins import FamilyRegistry
 from .worker.client import WorkerEngine, WorkerError
+from .worker.heap import HeapTrimmer
 from .worker.protocol import WorkerSpec
 
 log = logging.getLogger(__name__)
@@ -77,7 +78,7 @@ class ModelHandle:
         self._load_task: asyncio.Task[WorkerEngine] | None = None
         self._failed_at = 0.0
         self._idle_timer: asyncio.TimerHandle | None = None
-        self._unloading: asyncio.Task[None] | None = None  # holds the keep-alive unload task until it ends
+        self._tasks: set[asyncio.Task[Any]] = set()  # unloads and replacements in the background, held until they end
         if config.family is not None and self.family is None:
             self._fail(self._missing_family())
 
@@ -175,7 +176,9 @@ class ModelHandle:
             self.memory_gb = _weights_gb(folder) + self.config.scheduler.cache_size_gb
             await self._registry.make_room(self)
             log.info("loading model '%s' from %s", self.name, folder)
-            engine = WorkerEngine(self._spec(family, folder), on_exit=self._worker_exited)
+            engine = WorkerEngine(
+                self._spec(family, folder), self._worker_exited, self._server.worker_stall_timeout_s, self._registry.trimmer
+            )
             await engine.start(self._server.worker_start_timeout_s)
         except _NoRoom:
             self.state, self._load_task = ModelState.NOT_LOADED, None
@@ -247,6 +250,8 @@ class ModelHandle:
         """A request admitted by `admit()` is over; an idle model starts its keep-alive countdown."""
         self.in_flight -= 1
         self.last_used = time.monotonic()
+        if self.in_flight == 0:
+            self._recycle_if_grown()
         if self.in_flight == 0 and self.config.keep_alive_s is not None:
             loop = asyncio.get_running_loop()
             self._idle_timer = loop.call_later(self.config.keep_alive_s, self._expire)
@@ -255,16 +260,54 @@ class ModelHandle:
         """The keep-alive timer ran out with no request in between: unload in the background."""
         if self.in_flight == 0 and self._engine is not None:
             log.info("model '%s' idle for %.0f s: unloading", self.name, time.monotonic() - self.last_used)
-            self._unloading = asyncio.get_running_loop().create_task(self.unload())
+            self._in_background(self.unload())
 
-    async def unload(self) -> None:
-        """Stop the worker; its memory returns to the system and the next request loads the model again."""
+    def _recycle_if_grown(self) -> None:
+        """Replace the idle worker if it grew `recycle_growth_gb` past its loaded size.
+
+        What large requests leave allocated inside OpenVINO (buffers sized for the largest input, the
+        KV cache) is not freed when they end; only a new process gives it back.
+        """
+        engine, limit = self._engine, self.config.recycle_growth_gb
+        rss = None if engine is None or limit is None else engine.rss
+        if engine is None or limit is None or rss is None or rss - engine.loaded_rss < limit * 1e9:
+            return
+        log.info(
+            "model '%s': worker %s holds %.2f GB, %.2f GB more than once loaded: replacing it to give the memory back",
+            self.name, engine.pid, rss / 1e9, (rss - engine.loaded_rss) / 1e9,
+        )  # fmt: skip
+        self._in_background(self._replace(engine))
+
+    async def _replace(self, engine: WorkerEngine) -> None:
+        """Stop `engine` if it is still this model's and idle, then start a new worker."""
+        if engine is self._engine and self.in_flight == 0:
+            await self.unload()
+            await self.engine()
+
+    def _in_background(self, job: Coroutine[Any, Any, Any]) -> None:
+        task = asyncio.get_running_loop().create_task(job)
+        self._tasks.add(task)
+        task.add_done_callback(self._task_done)
+
+    def _task_done(self, task: asyncio.Task[Any]) -> None:
+        self._tasks.discard(task)
+        if not task.cancelled() and task.exception() is not None:  # a failed load is on the model already
+            log.debug("model '%s': background task failed: %s", self.name, task.exception())
+
+    async def unload(self, grace: float = UNLOAD_GRACE_S) -> None:
+        """Stop the worker (killed after `grace` s); its memory returns to the system and the next request loads the model again."""
         engine, self._engine, self._load_task = self._engine, None, None
         if self._idle_timer is not None:
             self._idle_timer.cancel()
         if engine is not None:
             self.state, self.error = ModelState.NOT_LOADED, None
-            await engine.stop(grace=UNLOAD_GRACE_S)
+            await engine.stop(grace=grace)
+
+    async def close(self, grace: float) -> None:
+        """Stop what runs in the background, then the worker."""
+        for task in self._tasks:
+            task.cancel()
+        await self.unload(grace)
 
     def _worker_exited(self, engine: WorkerEngine, reason: str) -> None:
         if engine is not self._engine:
@@ -272,6 +315,7 @@ class ModelHandle:
         self._engine, self._load_task = None, None
         self.state, self.error = ModelState.NOT_LOADED, reason
         self.restarts += 1
+        self._in_background(self.engine())  # its replacement
 
     def describe(self) -> dict[str, Any]:
         """This model as an entry of `GET /v1/models`."""
@@ -334,6 +378,7 @@ class ModelRegistry:
         self._by_name = {name: h for h in self.handles for name in h.config.names}
         self.default = self._by_name[self._server.default_model] if self._server.default_model else None
         self._room = asyncio.Lock()
+        self.trimmer = HeapTrimmer()
 
     def get(self, name: str | None) -> ModelHandle:
         """The model called `name`, or the default model when `name` is empty."""
@@ -370,5 +415,6 @@ class ModelRegistry:
         eager = [h for h in self.handles if h.config.load == "eager"]
         await asyncio.gather(*(h.engine() for h in eager), return_exceptions=True)
 
-    async def close(self) -> None:
-        await asyncio.gather(*(h.unload() for h in self.handles))
+    async def close(self, grace: float = UNLOAD_GRACE_S) -> None:
+        """Stop every model's worker, killing those still running after `grace` seconds."""
+        await asyncio.gather(*(h.close(grace) for h in self.handles))

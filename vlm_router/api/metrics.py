@@ -6,7 +6,6 @@ queue and model gauges are read from the model registry at each scrape.
 
 from __future__ import annotations
 
-import os
 from collections.abc import Iterator
 
 from aiohttp import web
@@ -15,10 +14,9 @@ from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily, Metri
 from prometheus_client.exposition import choose_encoder
 
 from ..registry import ModelRegistry
+from ..worker.procfs import rss_bytes
 from . import chat
 from .request_log import RequestRecord, observe_requests
-
-_PAGE_SIZE = os.sysconf("SC_PAGE_SIZE") if hasattr(os, "sysconf") else 4096
 
 
 class _Models:
@@ -43,18 +41,9 @@ class _Models:
             loaded.add_metric(model, 0 if handle.worker_pid is None else 1)
             restarts.add_metric(model, handle.restarts)
             failures.add_metric(model, handle.load_failures)
-            if handle.worker_pid is not None and (rss := _resident_bytes(handle.worker_pid)) is not None:
+            if handle.worker_pid is not None and (rss := rss_bytes(handle.worker_pid)) is not None:
                 memory.add_metric(model, rss)
         yield from (running, waiting, loaded, memory, restarts, failures)
-
-
-def _resident_bytes(pid: int) -> int | None:
-    """A process's resident memory, from /proc (None where there is no /proc, or the process is gone)."""
-    try:
-        with open(f"/proc/{pid}/statm", "rb") as statm:
-            return int(statm.read().split()[1]) * _PAGE_SIZE
-    except (OSError, IndexError, ValueError):
-        return None
 
 
 # Bucket bounds in seconds, from a small model on a GPU to a large one on a few CPU cores.

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import ctypes
 import itertools
 import logging
 import multiprocessing
@@ -15,10 +16,18 @@ import numpy as np
 
 from ..generation import Completion, Delta, SamplingParams
 from . import process
+from .heap import HeapTrimmer
+from .procfs import cpu_ticks, rss_bytes
 from .protocol import Cancel, Failed, Finished, Generate, LoadFailed, Ready, Text, WorkerSpec
 
 log = logging.getLogger(__name__)
 _SPAWN = multiprocessing.get_context("spawn")  # never fork a process that runs threads and OpenVINO
+
+
+#: Heartbeats per stall timeout, and how often the heartbeat is checked.
+_BEATS_PER_TIMEOUT = 4
+#: The stall timeout the heartbeat is paced for when stalls are not watched.
+_UNWATCHED_BEAT_S = 60.0
 
 
 class WorkerError(Exception):
@@ -38,13 +47,31 @@ class RequestRejected(GenerationError):
 
 
 class WorkerEngine:
-    """One model's worker process, shared by every request for that model."""
+    """One model's worker process, shared by every request for that model.
 
-    def __init__(self, spec: WorkerSpec, on_exit: Callable[[WorkerEngine, str], None]) -> None:
+    With `stall_timeout`, a worker that shows no sign of life (its heartbeat or its CPU time) for
+    that long is killed, which fails its requests at once. `trimmer` is asked to trim the router's
+    heap after each request with media.
+    """
+
+    def __init__(
+        self,
+        spec: WorkerSpec,
+        on_exit: Callable[[WorkerEngine, str], None],
+        stall_timeout: float | None = None,
+        trimmer: HeapTrimmer | None = None,
+    ) -> None:
         self.spec = spec
         self.pid: int | None = None
         self.batching = False
+        #: The worker's resident memory once its model had loaded, in bytes.
+        self.loaded_rss = 0
         self._on_exit = on_exit
+        self._stall_timeout = stall_timeout
+        self._trimmer = trimmer
+        self._beats = _SPAWN.RawValue(ctypes.c_uint64, 0)
+        self._watch: asyncio.Task[None] | None = None
+        self._failure: str | None = None  # why the router killed the worker
         self._ids = itertools.count(1)
         self._streams: dict[int, asyncio.Queue[Any]] = {}
         self._sender = ThreadPoolExecutor(max_workers=1, thread_name_prefix=f"send-{spec.model}")
@@ -58,7 +85,10 @@ class WorkerEngine:
         """Spawn the worker and wait until its model is loaded; `WorkerError` says why not."""
         loop = asyncio.get_running_loop()
         self._conn, child = _SPAWN.Pipe()
-        self._process = _SPAWN.Process(target=process.main, args=(child, self.spec), name=f"vlm-worker-{self.spec.model}", daemon=True)
+        beat_interval = (self._stall_timeout or _UNWATCHED_BEAT_S) / _BEATS_PER_TIMEOUT
+        self._process = _SPAWN.Process(
+            target=process.main, args=(child, self.spec, self._beats, beat_interval), name=f"vlm-worker-{self.spec.model}", daemon=True
+        )
         await loop.run_in_executor(None, self._process.start)
         child.close()  # only the worker holds its end, so its death reads as end-of-file here
         self._ready = loop.create_future()
@@ -69,6 +99,31 @@ class WorkerEngine:
             await self.stop(grace=0)
             raise WorkerError(str(exc) or f"the worker did not load the model within {timeout:g} s") from None
         self.pid, self.batching = ready.pid, ready.batching
+        self.loaded_rss = rss_bytes(self.pid) or 0
+        if self._stall_timeout is not None and cpu_ticks(self.pid) is not None:
+            self._watch = loop.create_task(self._watch_heartbeat(self.pid, self._stall_timeout))
+
+    @property
+    def rss(self) -> int | None:
+        """The worker's resident memory now, in bytes; None when it is not running or /proc cannot tell."""
+        return None if self.pid is None or self._dead else rss_bytes(self.pid)
+
+    async def _watch_heartbeat(self, pid: int, timeout: float) -> None:
+        """Kill the worker once neither its heartbeat nor its CPU time has moved for `timeout` seconds.
+
+        A step that holds the GIL pauses the heartbeat but uses CPU; a stopped or deadlocked worker does neither.
+        """
+        loop = asyncio.get_running_loop()
+        signs, moved = (self._beats.value, cpu_ticks(pid)), loop.time()
+        while not self._dead and not self._stopping:
+            await asyncio.sleep(timeout / _BEATS_PER_TIMEOUT)
+            now = (self._beats.value, cpu_ticks(pid))
+            if now != signs:
+                signs, moved = now, loop.time()
+            elif loop.time() - moved >= timeout:
+                self._failure = f"the worker stopped responding (no heartbeat nor CPU time for {timeout:g} s) and was killed"
+                self._process.kill()  # the pipe's end-of-file then fails its requests
+                return
 
     def _readable(self) -> None:
         assert self._conn is not None
@@ -99,20 +154,22 @@ class WorkerEngine:
         """The pipe reached end-of-file: fail what was in flight at once, then reap the process."""
         self._dead = True
         self._close_pipe()
-        reason = "the worker stopped" if self._stopping else "the worker process exited unexpectedly"
+        if self._watch is not None:
+            self._watch.cancel()
+        reason = self._failure or ("the worker stopped" if self._stopping else "the worker process exited unexpectedly")
         if not self._stopping:
-            asyncio.get_running_loop().run_in_executor(None, self._reap)
+            asyncio.get_running_loop().run_in_executor(None, self._reap, reason)
         if self._ready is not None and not self._ready.done():
             self._ready.set_exception(WorkerError(reason))
         for queue in self._streams.values():
             queue.put_nowait(WorkerError(reason))
         self._on_exit(self, reason)
 
-    def _reap(self) -> None:
+    def _reap(self, reason: str) -> None:
         self._process.join()
         code = self._process.exitcode
         how = f"killed by signal {-code}" if code < 0 else f"exit status {code}"
-        log.error("model '%s': the worker process (pid %s) exited unexpectedly, %s", self.spec.model, self._process.pid, how)
+        log.error("model '%s': worker process %s: %s (%s)", self.spec.model, self._process.pid, reason, how)
 
     async def stream(
         self, prompt: str, images: list[np.ndarray], videos: list[np.ndarray], params: SamplingParams
@@ -146,6 +203,8 @@ class WorkerEngine:
             del self._streams[request_id]
             if not finished and not self._stopping:
                 self._post(Cancel(request_id))
+            if self._trimmer is not None and (images or videos):
+                self._trimmer.soon()
 
     async def _send(self, message: Any) -> None:
         """Send on a thread of its own: a big image must not block the loop while the worker is mid-step."""
@@ -167,6 +226,8 @@ class WorkerEngine:
         if self._process is None or self._stopping:
             return
         self._stopping = True
+        if self._watch is not None:
+            self._watch.cancel()
         self._post(None)
         loop = asyncio.get_running_loop()
         await loop.run_in_executor(None, self._process.join, grace)

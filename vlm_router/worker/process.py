@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import os
 import signal
+import threading
 import time
 from collections import deque
 from dataclasses import dataclass, field
@@ -27,14 +28,15 @@ class _Shutdown(Exception):
     """The router asked the worker to exit, or went away."""
 
 
-def main(conn: Connection, spec: WorkerSpec) -> None:
-    """Process entry point."""
+def main(conn: Connection, spec: WorkerSpec, beats: Any, beat_interval: float) -> None:
+    """Process entry point. Once loaded, `beats` (a shared counter) counts up every `beat_interval` seconds."""
     signal.signal(signal.SIGINT, signal.SIG_IGN)  # the router decides when workers stop
     try:
         pipeline = _load(spec)
     except Exception as exc:  # whatever the pipeline raises is reported, not a crash
         conn.send(LoadFailed(f"{type(exc).__name__}: {exc}"))
         return
+    threading.Thread(target=_beat, args=(beats, beat_interval), name="heartbeat", daemon=True).start()
     conn.send(Ready(pid=os.getpid(), batching=spec.scheduler is not None))
     budget = Budget(pipeline.get_tokenizer(), context_length(spec.model_dir))
     serve = _Batching(pipeline, conn, budget) if spec.scheduler is not None else _Sequential(pipeline, conn, budget)
@@ -42,6 +44,17 @@ def main(conn: Connection, spec: WorkerSpec) -> None:
         serve.run()
     except _Shutdown:
         pass
+
+
+def _beat(beats: Any, interval: float) -> None:
+    """The heartbeat: shows the router this process runs while it waits for requests.
+
+    openvino-genai's calls hold the GIL, so the beat pauses while one runs; the router counts the
+    process's CPU time as a sign of life too.
+    """
+    while True:
+        beats.value += 1
+        time.sleep(interval)
 
 
 def _load(spec: WorkerSpec) -> Any:
