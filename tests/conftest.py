@@ -54,6 +54,12 @@ def tiny_model(families) -> Callable[[str], Path]:
 
 
 @pytest.fixture(scope="session")
+def tiny_qwen(tiny_model) -> Path:
+    """The tiny Qwen2-VL's folder, built before a test's event loop runs (`make_tiny` runs a loop of its own)."""
+    return tiny_model("qwen2_vl")
+
+
+@pytest.fixture(scope="session")
 def tiny_models(families) -> dict[str, Path]:
     """OpenVINO folders of a tiny model of every buildable type, and the Qwen2-VL Hugging Face checkpoint."""
     qwen = _models_dir("qwen2_vl")

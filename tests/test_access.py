@@ -20,9 +20,9 @@ ORIGIN = "https://app.example"
 CHAT = {"model": "m", "messages": [{"role": "user", "content": "hi"}], "max_tokens": 4}
 
 
-async def start(aiohttp_server, families, tiny_model, env: dict[str, str] | None = None, **server):
+async def start(aiohttp_server, families, tiny_qwen, env: dict[str, str] | None = None, **server):
     """A server with one tiny model and the `server` settings; its base URL."""
-    config = router_config([{"name": "m", "path": str(tiny_model("qwen2_vl"))}], server=server)
+    config = router_config([{"name": "m", "path": str(tiny_qwen)}], server=server)
     running = await aiohttp_server(create_app(apply_environment(config, env or {}), families))
     return str(running.make_url("")).rstrip("/")
 
@@ -40,8 +40,8 @@ def cors_headers(response: aiohttp.ClientResponse) -> dict[str, str]:
     return {k.lower(): v for k, v in response.headers.items() if k.lower().startswith("access-control-")}
 
 
-async def test_without_keys_everything_is_open(aiohttp_server, families, tiny_model):
-    url = await start(aiohttp_server, families, tiny_model)
+async def test_without_keys_everything_is_open(aiohttp_server, families, tiny_qwen):
+    url = await start(aiohttp_server, families, tiny_qwen)
     async with aiohttp.ClientSession() as http:
         async with http.get(url + "/v1/models") as response:
             assert response.status == 200
@@ -50,9 +50,9 @@ async def test_without_keys_everything_is_open(aiohttp_server, families, tiny_mo
     assert await ask(client(url, "anything"))
 
 
-async def test_keys_close_everything_but_health(aiohttp_server, families, tiny_model, caplog):
+async def test_keys_close_everything_but_health(aiohttp_server, families, tiny_qwen, caplog):
     caplog.set_level(logging.DEBUG)
-    url = await start(aiohttp_server, families, tiny_model, env={"VLM_API_KEYS": f" {ENV_KEY} ,"}, api_keys=[KEY])
+    url = await start(aiohttp_server, families, tiny_qwen, env={"VLM_API_KEYS": f" {ENV_KEY} ,"}, api_keys=[KEY])
     async with aiohttp.ClientSession() as http:
         closed = (("GET", "/v1/models"), ("GET", "/v1/models/m"), ("POST", "/v1/chat/completions"), ("GET", "/metrics"), ("GET", "/nowhere"))
         for method, path in closed:
@@ -93,8 +93,8 @@ async def test_keys_close_everything_but_health(aiohttp_server, families, tiny_m
         assert secret not in caplog.text
 
 
-async def test_cors_off_refuses_every_request_from_a_web_page(aiohttp_server, families, tiny_model):
-    url = await start(aiohttp_server, families, tiny_model)
+async def test_cors_off_refuses_every_request_from_a_web_page(aiohttp_server, families, tiny_qwen):
+    url = await start(aiohttp_server, families, tiny_qwen)
     async with aiohttp.ClientSession() as http:
         async with http.post(url + "/v1/chat/completions", json=CHAT, headers={"Origin": ORIGIN}) as response:
             assert response.status == 403 and cors_headers(response) == {}
@@ -110,8 +110,8 @@ async def test_cors_off_refuses_every_request_from_a_web_page(aiohttp_server, fa
             assert response.status == 200, "a client that is not a web page sends no Origin"
 
 
-async def test_cors_for_allowed_origins_with_keys(aiohttp_server, families, tiny_model):
-    url = await start(aiohttp_server, families, tiny_model, api_keys=[KEY], cors_origins=[ORIGIN + "/", "https://other.example"])
+async def test_cors_for_allowed_origins_with_keys(aiohttp_server, families, tiny_qwen):
+    url = await start(aiohttp_server, families, tiny_qwen, api_keys=[KEY], cors_origins=[ORIGIN + "/", "https://other.example"])
     auth = {"Authorization": "Bearer " + KEY}
     async with aiohttp.ClientSession() as http:
         # The preflight carries no key and is answered before the key check.
@@ -153,8 +153,8 @@ async def test_cors_for_allowed_origins_with_keys(aiohttp_server, families, tiny
             assert response.status == 401, "OPTIONS without Access-Control-Request-Method is no preflight"
 
 
-async def test_cors_any_origin(aiohttp_server, families, tiny_model):
-    url = await start(aiohttp_server, families, tiny_model, cors_origins=["*"])
+async def test_cors_any_origin(aiohttp_server, families, tiny_qwen):
+    url = await start(aiohttp_server, families, tiny_qwen, cors_origins=["*"])
     async with aiohttp.ClientSession() as http:
         async with http.get(url + "/v1/models", headers={"Origin": ORIGIN}) as response:
             assert response.headers["Access-Control-Allow-Origin"] == "*"
