@@ -14,20 +14,27 @@ class MediaError(Exception):
         self.param = param
 
 
-class ByteBudget:
+class Budget:
+    """How much of one thing (`unit`) all media of one request may take together; used from the event loop only."""
+
+    def __init__(self, limit: int, what: str, unit: str, code: str) -> None:
+        self.limit = limit
+        self.used = 0
+        self._what, self._unit, self._code = what, unit, code
+
+    def take(self, count: int) -> None:
+        """Count `count` more; a 413 naming `messages` once the total passes the limit."""
+        self.used += count
+        if self.used > self.limit:
+            message = f"the request's {self._what} are over the limit of {self.limit} {self._unit} together"
+            raise MediaError(message, status=413, code=self._code, param="messages")
+
+
+class ByteBudget(Budget):
     """The bytes all media of one request may take together (`media.max_media_bytes_per_request`).
 
-    Used from the event loop only: downloads count each chunk as it arrives, inline and local
-    media count their bytes once read.
+    Downloads count each chunk as it arrives, inline and local media count their bytes once read.
     """
 
     def __init__(self, limit: int) -> None:
-        self.limit = limit
-        self.used = 0
-
-    def take(self, count: int) -> None:
-        """Count `count` more bytes; a 413 naming `messages` once the total passes the limit."""
-        self.used += count
-        if self.used > self.limit:
-            message = f"the request's media are over the limit of {self.limit} bytes together"
-            raise MediaError(message, status=413, code="request_media_too_large", param="messages")
+        super().__init__(limit, "media", "bytes", "request_media_too_large")

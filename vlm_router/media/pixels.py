@@ -6,26 +6,18 @@ import asyncio
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 
-from . import MediaError
+from . import Budget
 
 
-class PixelBudget:
+class PixelBudget(Budget):
     """The pixels all images and frames of one request may decode to together (`media.max_pixels_per_request`).
 
     Sizes are counted from the headers before anything is decoded. Once over the limit it stays
-    over, so no later item of the request starts decoding. Used from the event loop only.
+    over, so no later item of the request starts decoding.
     """
 
     def __init__(self, limit: int) -> None:
-        self.limit = limit
-        self.used = 0
-
-    def take(self, pixels: int) -> None:
-        """Count `pixels` more; a 413 naming `messages` once the total passes the limit."""
-        self.used += pixels
-        if self.used > self.limit:
-            message = f"the request's images and frames are over the limit of {self.limit} pixels together"
-            raise MediaError(message, status=413, code="request_pixels_too_large", param="messages")
+        super().__init__(limit, "images and frames", "pixels", "request_pixels_too_large")
 
 
 class DecodeGate:
