@@ -13,6 +13,8 @@ from vlm_router.conversation import Image, Message, Text
 from vlm_router.family import Capabilities, Family
 
 IMAGE_TAG = "<image>"
+#: The side of InternVL's square tiles, in pixels.
+TILE = 448
 _LEGACY_SYSTEM = "你是由上海人工智能实验室联合商汤科技开发的书生多模态大模型，英文名叫InternVL, 是一个有用无害的人工智能助手。"
 _SYSTEM_2_5 = "你是书生·万象，英文名是InternVL，是由上海人工智能实验室、清华大学及多家合作单位联合开发的多模态大语言模型。"
 #: InternVL2-4B's added tokens (Phi-3's, then InternVL's), after the LLaMA tokenizer's own three.
@@ -75,7 +77,14 @@ class InternVLFamily(Family):
     name = "internvl_chat"
     model_types = ("internvl_chat",)
     architectures = ("InternVLChatModel",)
-    capabilities = Capabilities(images=True, max_images=1, video=VideoSupport.NONE)
+    # openvino-genai cuts an image into 448-pixel tiles by its aspect ratio alone (a 64x48 image becomes 12 tiles
+    # and a thumbnail), each encoded on its own, 256 tokens. Images reach it as a whole grid of tiles, so it keeps
+    # that grid: 2 tiles and the thumbnail at most by default (about 5 s on 2 cores, estimated from the vision
+    # tower's size against Qwen2-VL's, docs/benchmarks.md), one tile with `detail: low`.
+    capabilities = Capabilities(
+        images=True, max_images=1, video=VideoSupport.NONE, max_image_pixels=2 * TILE * TILE, low_detail_pixels=TILE * TILE,
+        image_tile=TILE,
+    )  # fmt: skip
     description = "InternVL2/2.5 (the conversation template config.json names, <image> per image before the text)"
     history_images = "kept: an image of an earlier turn keeps its <image> tag and is encoded again"
     reserved_tags = (IMAGE_TAG, "<img>", "</img>", "<IMG_CONTEXT>")

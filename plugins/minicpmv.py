@@ -14,6 +14,8 @@ from vlm_router.family import Capabilities, Family
 #: included, with the image's slices. openvino-genai replaces `<image>./</image>` only, so the prompt
 #: carries the tag without brackets to give the model the token sequence it was trained on.
 IMAGE_TAG = "<image>./</image>"
+#: The side of the square area MiniCPM-V encodes the whole image and each slice at (`scale_resolution`).
+SLICE = 448
 DEFAULT_SYSTEM = "You are a helpful assistant."
 #: Qwen2's special tokens, then those MiniCPM-V-2.6 adds.
 SPECIAL_TOKENS = (
@@ -39,7 +41,12 @@ class MiniCPMVFamily(Family):
     name = "minicpmv"
     model_types = ("minicpmv",)
     architectures = ("MiniCPMV",)
-    capabilities = Capabilities(images=True, max_images=1, video=VideoSupport.NONE)
+    # The image processor encodes the whole image at about 448x448 and, for a larger one, up to 9 slices of that
+    # size more, one per 448x448 of area. Images reach it within one slice's area by default (about 2.5 s on 2
+    # cores, estimated from the vision tower's size against Qwen2-VL's, docs/benchmarks.md): the whole image only.
+    capabilities = Capabilities(
+        images=True, max_images=1, video=VideoSupport.NONE, max_image_pixels=SLICE * SLICE, low_detail_pixels=SLICE * SLICE
+    )
     description = "MiniCPM-V-2.6 (ChatML, <image>./</image> per image where it appears)"
     history_images = "kept: images of earlier turns stay at their place and are encoded again"
     reserved_tags = ("<image>", "</image>", "<slice>", "</slice>", "<image_id>", "</image_id>")

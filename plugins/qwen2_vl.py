@@ -16,6 +16,8 @@ from vlm_router.family import Capabilities, Family
 IMAGE_TAG = "<|vision_start|><|image_pad|><|vision_end|>"
 VIDEO_TAG = "<|vision_start|><|video_pad|><|vision_end|>"
 DEFAULT_SYSTEM = "You are a helpful assistant."
+#: Visual tokens (merged 2x2 patches) an image has at most by default: the image budget, in tokens.
+IMAGE_TOKENS = 320
 SPECIAL_TOKENS = (
     "<|endoftext|>", "<|im_start|>", "<|im_end|>", "<|vision_start|>", "<|vision_end|>",
     "<|image_pad|>", "<|video_pad|>", "<|object_ref_start|>", "<|object_ref_end|>",
@@ -83,14 +85,15 @@ class Qwen2VLFamily(Family):
     name = "qwen2_vl"
     model_types: tuple[str, ...] = ("qwen2_vl", "qwen2_5_vl")
     architectures: tuple[str, ...] = ("Qwen2VLForConditionalGeneration", "Qwen2_5_VLForConditionalGeneration")
-    # The vision encoder attends over all of an image's 14-pixel patches at once, and openvino keeps buffers for
-    # every patch grid it has seen: images reach it within 1280 tokens (the 1280x28x28 pixels Qwen's model cards
-    # suggest, not the processor's 12.8 MP) and on a bounded set of 28-pixel grids. openvino-genai encodes all
-    # images of a request in one pass with a mask over all their patches (4 bytes per pair of patches: 16 images
-    # of 1 MP took the worker to 16.9 GB), so together they reach it within 4 such images (about 1.7 GB of mask).
+    # The vision encoder attends over all of an image's 14-pixel patches at once, its time growing faster than the
+    # pixels, and holds the GIL meanwhile: on 2 cores at the 2B model's shape, 1.7 s for 256 tokens, 2.7 s for 400,
+    # 5.5 s for 576 (docs/benchmarks.md). Images reach it within IMAGE_TOKENS tokens of 28x28 pixels, 64 with
+    # `detail: low`, on a bounded set of 28-pixel grids (openvino keeps buffers for every patch grid it has seen). openvino-genai
+    # encodes all images of a request in one pass with a mask over all their patches (4 bytes per pair of patches:
+    # 16 images of 1 MP took the worker to 16.9 GB), so together they reach it within 4 images of 1280 tokens.
     capabilities = Capabilities(
-        images=True, max_images=None, video=VideoSupport.NATIVE, max_aspect_ratio=200, max_image_pixels=1280 * 28 * 28,
-        image_grid=28, max_request_image_pixels=4 * 1280 * 28 * 28,
+        images=True, max_images=None, video=VideoSupport.NATIVE, max_aspect_ratio=200, max_image_pixels=IMAGE_TOKENS * 28 * 28,
+        low_detail_pixels=64 * 28 * 28, image_grid=28, max_request_image_pixels=4 * 1280 * 28 * 28,
     )  # fmt: skip
     description = "Qwen2-VL and Qwen2.5-VL (ChatML, <|vision_start|><|image_pad|><|vision_end|> per image)"
     history_images = "kept: images of earlier turns stay in the prompt at their place and are encoded again"

@@ -7,7 +7,7 @@ from collections.abc import Callable, Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
-from plugins.qwen2_vl import Qwen2VLFamily, qwen_tokenizer, render_part, token_ids
+from plugins.qwen2_vl import IMAGE_TOKENS, Qwen2VLFamily, qwen_tokenizer, render_part, token_ids
 from vlm_router import hookimpl
 from vlm_router.config import VideoSupport
 from vlm_router.conversation import Message, ToolCall
@@ -167,11 +167,12 @@ class Qwen3VLFamily(Qwen2VLFamily):
     name = "qwen3_vl"
     model_types = ("qwen3_vl",)  # `qwen3_vl_moe` neither optimum-intel exports nor openvino-genai runs
     architectures = ("Qwen3VLForConditionalGeneration",)
-    # As Qwen2-VL's, with 16-pixel patches merged 2x2: 1280 tokens of 32x32 pixels at most, on 32-pixel grids,
-    # and the same number of patches for all images of a request together.
+    # As Qwen2-VL's, with 16-pixel patches merged 2x2: as many tokens of 32x32 pixels, on 32-pixel grids, and the
+    # same number of patches for all images of a request together.
     capabilities = Capabilities(
         images=True, max_images=None, video=VideoSupport.FRAMES, max_frames=8, max_aspect_ratio=200,
-        max_image_pixels=1280 * 32 * 32, image_grid=32, max_request_image_pixels=4 * 1280 * 32 * 32,
+        max_image_pixels=IMAGE_TOKENS * 32 * 32, low_detail_pixels=64 * 32 * 32, image_grid=32,
+        max_request_image_pixels=4 * 1280 * 32 * 32,
     )  # fmt: skip
     description = "Qwen3-VL (ChatML without a default system prompt, <|vision_start|><|image_pad|><|vision_end|> per image)"
     default_system = None

@@ -13,6 +13,7 @@ import httpx
 import pytest
 from PIL import Image
 
+from plugins.qwen2_vl import IMAGE_TOKENS, Qwen2VLFamily
 from vlm_router.api.app import create_app
 from vlm_router.config import MediaConfig
 from vlm_router.family import Capabilities
@@ -161,7 +162,7 @@ def test_images_reach_the_model_within_its_pixels(budget_server):
         return answer.json()["usage"]["prompt_tokens"] - ask(budget_server, model).json()["usage"]["prompt_tokens"]
 
     assert image_tokens("qwen-small", 800, 800) <= 50_000 // 784 + 2  # 816 tokens at the processor's own size
-    assert image_tokens("qwen", 1200, 1200) <= 1280 + 2
+    assert image_tokens("qwen", 1200, 1200) <= IMAGE_TOKENS + 2
 
 
 def test_many_images_reach_the_model_within_the_request_pixels(budget_server):
@@ -174,14 +175,14 @@ def test_many_images_reach_the_model_within_the_request_pixels(budget_server):
 
 
 def test_the_worker_sees_a_bounded_set_of_image_shapes(budget_server):
-    """30 image sizes reach the worker as 3 patch grids, not 7 (each new grid keeps memory in the worker)."""
-    sizes = [(600 + 3 * i, 400 + 2 * i) for i in range(30)]
+    """30 image sizes within the budget reach the worker as 3 patch grids, not 6 (each new grid keeps memory in the worker)."""
+    sizes = [(400 + 3 * i, 300 + 2 * i) for i in range(30)]
     tokens = set()
     for width, height in sizes:
         answer = ask(budget_server, "qwen", image_part(data_url(png_bytes(width, height))))
         assert answer.status_code == 200, answer.text
         tokens.add(answer.json()["usage"]["prompt_tokens"])
-    assert len(tokens) <= len({QWEN.image_size(w, h) for w, h in sizes}) == 3
+    assert len(tokens) <= len({Qwen2VLFamily.capabilities.image_size(w, h) for w, h in sizes}) == 3
 
 
 def test_llava_refuses_extreme_aspect_ratios_and_keeps_serving(budget_server):

@@ -4,18 +4,22 @@ exported with optimum-intel and served by openvino-genai."""
 from __future__ import annotations
 
 from collections.abc import Iterator
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 
 import openai
 import pytest
 
 from vlm_router.api.app import create_app
+from vlm_router.family import Capabilities
 
 from . import published_image_tokens
 from .conftest import ServerThread, data_url, image_part, png_bytes, router_config, user
 
 #: Served name of each family's tiny model.
 MODELS = {"internvl_chat": "tiny-internvl2", "phi3_v": "tiny-phi3.5-vision", "minicpmv": "tiny-minicpm-v"}
+#: An image budget of 12 tiles of 448x448, so that the engine's tiling and slicing run in full (the families'
+#: defaults are tested in test_image_resolution.py).
+BUDGET = {"max_image_pixels": 12 * 448 * 448}
 #: Small, one tile, several tiles or slices, and wide.
 SIZES = [(64, 48), (448, 448), (1344, 896), (1000, 300)]
 #: Where openvino-genai's count differs from the published processor's: how many tokens more, and why. The
@@ -35,6 +39,8 @@ class Served:
     model_type: str
     model: str
     client: openai.OpenAI
+    #: The family's capabilities with `BUDGET`: the size each image reaches the engine at.
+    caps: Capabilities
 
     def ask(self, *messages: dict, **kw) -> openai.types.chat.ChatCompletion:
         kw.setdefault("max_tokens", 4)
@@ -48,11 +54,12 @@ def served(request, tiny_model, families) -> Iterator[Served]:
     """The family's tiny model served twice: on ContinuousBatchingPipeline, and as `<name>-vlm` on VLMPipeline."""
     model_type = request.param
     path = str(tiny_model(model_type))
-    sequential = {"name": MODELS[model_type] + "-vlm", "path": path, "scheduler": {"continuous_batching": False}}
-    config = router_config([{"name": MODELS[model_type], "path": path}, sequential])
+    sequential = {"name": MODELS[model_type] + "-vlm", "path": path, "scheduler": {"continuous_batching": False}, "capabilities": BUDGET}
+    config = router_config([{"name": MODELS[model_type], "path": path, "capabilities": BUDGET}, sequential])
+    caps = replace(families.for_model_type(model_type).capabilities, **BUDGET)
     with ServerThread(create_app(config, families)) as running:
         client = openai.OpenAI(base_url=running.url + "/v1", api_key="unused", max_retries=0, timeout=300)
-        yield Served(model_type, MODELS[model_type], client)
+        yield Served(model_type, MODELS[model_type], client, caps)
 
 
 def image(width: int, height: int, color: tuple[int, int, int] = (200, 30, 30)) -> dict:
@@ -60,7 +67,8 @@ def image(width: int, height: int, color: tuple[int, int, int] = (200, 30, 30)) 
 
 
 def image_tokens(served: Served, width: int, height: int) -> int:
-    return published_image_tokens.BY_MODEL_TYPE[served.model_type](width, height)
+    """The tokens the published processor makes of the image at the size the router sends it at."""
+    return published_image_tokens.BY_MODEL_TYPE[served.model_type](*served.caps.image_size(width, height))
 
 
 def test_text(served):
@@ -71,7 +79,7 @@ def test_text(served):
 
 @pytest.mark.parametrize(("width", "height"), SIZES, ids=[f"{w}x{h}" for w, h in SIZES])
 def test_image_adds_the_published_processors_tokens(served, width, height):
-    """The visual tokens the server counts for an image are those the published preprocessing makes."""
+    """The visual tokens the server counts for an image are those the published preprocessing makes of it."""
     text = served.ask(user("Describe."))
     with_image = served.ask(user(image(width, height), "Describe."))
     assert with_image.choices[0].message.content

@@ -18,6 +18,8 @@ from .plugins import PluginError, load_families
 if TYPE_CHECKING:
     from aiohttp import web
 
+    from .family import Capabilities
+
 DEFAULT_CONFIG = "models.yaml"
 
 
@@ -75,6 +77,8 @@ def plugins(_: argparse.Namespace) -> int:
         print(f"  model types: {', '.join(family.model_types) or f'none (a model chooses it with family: {name})'}")
         frames = f", up to {caps.max_frames} frames" if caps.max_frames is not None and caps.video.value != "none" else ""
         print(f"  images: {'yes, ' + max_images if caps.images else 'no'}; video: {caps.video.value}{frames}")
+        if caps.images:
+            print(f"  image budget: {_image_budget(caps)}")
         engine = "continuous batching" if family.continuous_batching else "VLMPipeline, one request at a time"
         print(f"  engine: {engine}")
         if family.history_images:
@@ -84,6 +88,15 @@ def plugins(_: argparse.Namespace) -> int:
         if not family.tiny_model_types():
             print("  make-tiny: not available (no offline build for this family)")
     return 0
+
+
+def _image_budget(caps: Capabilities) -> str:
+    """The family's image budget in one line, for `plugins`."""
+    if caps.max_image_pixels is None:
+        return "none (the model's own preprocessing bounds an image)"
+    low = f", detail low {caps.low_detail_pixels}" if caps.low_detail_pixels is not None else ""
+    shape = f", {caps.image_tile}-pixel tiles" if caps.image_tile else f", {caps.image_grid}-pixel grid" if caps.image_grid else ""
+    return f"{caps.max_image_pixels} pixels{low}{shape}"
 
 
 def devices(_: argparse.Namespace) -> int:

@@ -96,7 +96,11 @@ class CapabilityOverrides(_Strict):
     video: VideoSupport | None = None
     max_frames: int | None = Field(None, ge=1)
     video_fps: float | None = Field(None, gt=0)
-    max_image_pixels: int | None = Field(None, ge=784, description="Larger images are scaled down to this before the model sees them.")
+    max_image_pixels: int | None = Field(
+        None, ge=784, description="The image budget: larger images are scaled down to this before the model sees them."
+    )
+    min_image_pixels: int | None = Field(None, ge=784, description="Smaller images are scaled up to this before the model sees them.")
+    low_detail_pixels: int | None = Field(None, ge=784, description="The budget of an image sent with `detail: low`.")
     max_request_image_pixels: int | None = Field(
         None, ge=784, description="All images of a request together; more are scaled down by one factor before the model sees them."
     )

@@ -25,8 +25,25 @@ class CapabilityError(Exception):
 
 
 @dataclass(frozen=True)
+class PixelRange:
+    """The pixels one image may reach the worker with: larger ones are scaled down to `max`, smaller up to `min`."""
+
+    max: int | None = None
+    min: int | None = None
+
+    def scale(self, width: int, height: int) -> float:
+        """The factor that brings `width`x`height` into this range, aspect kept."""
+        pixels = width * height
+        if self.max is not None and pixels > self.max:
+            return math.sqrt(self.max / pixels)
+        if self.min is not None and pixels < self.min:
+            return math.sqrt(self.min / pixels)
+        return 1.0
+
+
+@dataclass(frozen=True)
 class Capabilities:
-    """Which media a model accepts, and how many."""
+    """Which media a model accepts, how many, and at how many pixels."""
 
     images: bool = True
     max_images: int | None = None
@@ -37,10 +54,18 @@ class Capabilities:
     video_fps: float = 2.0
     #: Longest side over shortest side an image may have, when the model's preprocessing has a limit.
     max_aspect_ratio: float | None = None
-    #: Pixels an image may have when it reaches the worker; larger ones are scaled down first, aspect kept.
+    #: The image budget: pixels an image may have when it reaches the worker; larger ones are scaled down first,
+    #: aspect kept. A request's `max_pixels` and `detail` may lower it, never raise it.
     max_image_pixels: int | None = None
+    #: Pixels an image has at least when it reaches the worker; smaller ones are scaled up (aspect kept).
+    min_image_pixels: int | None = None
+    #: The budget of an image sent with `detail: low`: the family's smallest sensible one.
+    low_detail_pixels: int | None = None
     #: The model's patch grid: image sides are snapped to multiples of it, from a bounded set (`image_size`).
     image_grid: int | None = None
+    #: The side of the square tiles a model cuts images into by their aspect ratio alone (InternVL): images reach
+    #: it as a whole grid of tiles, within the budget (`image_size`).
+    image_tile: int | None = None
     #: Pixels all images of one request may have together when they reach the worker, for a model whose
     #: memory grows faster than their sum; more are all scaled down by one factor (`image_sizes`).
     max_request_image_pixels: int | None = None
@@ -71,41 +96,69 @@ class Capabilities:
                 rule="max_aspect_ratio",
             )
 
-    def scaled_size(self, width: int, height: int) -> tuple[int, int]:
-        """`width`x`height` scaled down (never up) to `max_image_pixels`, aspect kept: the size to decode at."""
-        scale = self._scale(width, height)
+    def pixel_range(self, detail: str | None = None, max_pixels: int | None = None, min_pixels: int | None = None) -> PixelRange:
+        """The pixels one image of a request may have: the budget, `detail: low`'s when asked, the request's
+        `max_pixels`, whichever is least; at least the request's or the model's `min_pixels`, within that."""
+        low = self.low_detail_pixels if detail == "low" else None
+        top = min((n for n in (self.max_image_pixels, low, max_pixels) if n is not None), default=None)
+        bottom = max((n for n in (self.min_image_pixels, min_pixels) if n is not None), default=None)
+        if bottom is not None and top is not None:
+            bottom = min(bottom, top)
+        return PixelRange(top, bottom)
+
+    def scaled_size(self, width: int, height: int, pixels: PixelRange | None = None) -> tuple[int, int]:
+        """`width`x`height` brought into `pixels` (the model's range by default), aspect kept: the size to decode at."""
+        scale = (pixels or self.pixel_range()).scale(width, height)
         return max(1, int(width * scale)), max(1, int(height * scale))
 
-    def image_size(self, width: int, height: int) -> tuple[int, int]:
+    def image_size(self, width: int, height: int, pixels: PixelRange | None = None) -> tuple[int, int]:
         """The size an image of `width`x`height` reaches the worker at.
 
-        Scaled down to `max_image_pixels`; with `image_grid`, each side is a whole number of grid
-        cells, rounded down to three significant bits (1-8, 10, 12, 14, 16, 20, 24, ... cells, steps
-        of at most 12.5%), so the worker sees a bounded set of shapes and keeps a bounded number
-        of shape-specific buffers. Never over `max_image_pixels` unless a side is one cell.
+        Brought into `pixels` (the model's range by default); with `image_grid`, each side is a whole
+        number of grid cells, rounded down to three significant bits (1-8, 10, 12, 14, 16, 20, 24, ...
+        cells, steps of at most 12.5%), so the worker sees a bounded set of shapes and keeps a bounded
+        number of shape-specific buffers. Never over the range's `max` unless a side is one cell.
         """
+        pixels = pixels or self.pixel_range()
+        if self.image_tile is not None:
+            return self._tiled_size(width, height, pixels, self.image_tile)
         if self.image_grid is None:
-            return self.scaled_size(width, height)
-        scale, grid = self._scale(width, height), self.image_grid
+            return self.scaled_size(width, height, pixels)
+        scale, grid = pixels.scale(width, height), self.image_grid
         cells = [max(1, round(side * scale / grid)) for side in (width, height)]
-        if self.max_image_pixels is not None and cells[0] * cells[1] * grid * grid > self.max_image_pixels:
+        if pixels.max is not None and cells[0] * cells[1] * grid * grid > pixels.max:
             cells = [max(1, int(side * scale / grid)) for side in (width, height)]
         return _coarse(cells[0]) * grid, _coarse(cells[1]) * grid
 
-    def image_sizes(self, shapes: Sequence[tuple[int, int]]) -> list[tuple[int, int]]:
+    @staticmethod
+    def _tiled_size(width: int, height: int, pixels: PixelRange, tile: int) -> tuple[int, int]:
+        """The grid of `tile`-pixel tiles, within `pixels` and no more than the image's own area needs, whose
+        aspect ratio is closest to the image's (the larger on a tie)."""
+        room = (pixels.max or width * height) // (tile * tile)
+        tiles = max(1, min(room, math.ceil(max(width * height, pixels.min or 0) / (tile * tile))))
+        grids = [(cols, rows) for cols in range(1, tiles + 1) for rows in range(1, tiles // cols + 1)]
+        target = math.log(width / height)
+        cols, rows = min(grids, key=lambda grid: (abs(math.log(grid[0] / grid[1]) - target), -grid[0] * grid[1]))
+        return cols * tile, rows * tile
+
+    def image_sizes(self, shapes: Sequence[tuple[int, int]], pixels: Sequence[PixelRange] | None = None) -> list[tuple[int, int]]:
         """The sizes a request's images of `shapes` (width, height) reach the worker at.
 
-        Each is scaled down to `max_image_pixels`; if they then have more than `max_request_image_pixels`
-        together, all are scaled down by the same factor; then each is snapped to the grid (`image_size`).
+        Each is brought into its range of `pixels` (the model's by default); if they then have more than
+        `max_request_image_pixels` together, all are scaled down by the same factor; then each is snapped
+        to the grid (`image_size`).
         """
-        scaled = [self.scaled_size(width, height) for width, height in shapes]
+        ranges = list(pixels) if pixels is not None else [self.pixel_range()] * len(shapes)
+        scaled = [self.scaled_size(width, height, limits) for (width, height), limits in zip(shapes, ranges, strict=True)]
         total = sum(width * height for width, height in scaled)
         limit = self.max_request_image_pixels
-        shrink = 1.0 if limit is None or total <= limit else math.sqrt(limit / total)
-        return [self.image_size(max(1, int(width * shrink)), max(1, int(height * shrink))) for width, height in scaled]
-
-    def _scale(self, width: int, height: int) -> float:
-        return 1.0 if self.max_image_pixels is None else min(1.0, math.sqrt(self.max_image_pixels / (width * height)))
+        if limit is None or total <= limit:
+            return [self.image_size(width, height, limits) for (width, height), limits in zip(scaled, ranges)]
+        shrink = math.sqrt(limit / total)
+        return [
+            self.image_size(max(1, int(width * shrink)), max(1, int(height * shrink)), replace(limits, min=None))
+            for (width, height), limits in zip(scaled, ranges)
+        ]
 
     def as_dict(self) -> dict[str, Any]:
         return {
@@ -116,7 +169,10 @@ class Capabilities:
             "video_fps": self.video_fps,
             "max_aspect_ratio": self.max_aspect_ratio,
             "max_image_pixels": self.max_image_pixels,
+            "min_image_pixels": self.min_image_pixels,
+            "low_detail_pixels": self.low_detail_pixels,
             "image_grid": self.image_grid,
+            "image_tile": self.image_tile,
             "max_request_image_pixels": self.max_request_image_pixels,
         }
 

@@ -2,23 +2,37 @@
 
 from __future__ import annotations
 
-from collections.abc import Iterator
+from collections.abc import Iterator, Sequence
 from dataclasses import dataclass, field
-
-import numpy as np
+from typing import TypeVar
 
 from ..conversation import Image, Message, Part, Text, ToolCall, Video
 from ..media.loader import MediaRef, VideoRef
 from .errors import bad_request
 from .schema import ChatCompletionRequest, ImageURLPart, TextPart, VideoFramesPart, VideoURLPart
 
+T = TypeVar("T")
+
+
+@dataclass(frozen=True)
+class Resolution:
+    """What a client asked of one image's resolution: `image_url.detail`, and the part's `max_pixels`/`min_pixels`."""
+
+    detail: str | None = None
+    max_pixels: int | None = None
+    min_pixels: int | None = None
+
 
 @dataclass
 class Conversation:
-    """The messages, and the images and videos their `Image` and `Video` parts point at, in order."""
+    """The messages, and the images and videos their `Image` and `Video` parts point at, in order.
+
+    `resolutions` holds each image's `Resolution`, in the order of `images`.
+    """
 
     messages: list[Message]
     images: list[MediaRef] = field(default_factory=list)
+    resolutions: list[Resolution] = field(default_factory=list)
     videos: list[VideoRef] = field(default_factory=list)
 
 
@@ -42,6 +56,7 @@ def to_conversation(request: ChatCompletionRequest) -> Conversation:
                 elif isinstance(part, ImageURLPart):
                     parts.append(Image(len(conversation.images)))
                     conversation.images.append(MediaRef(part.image_url.url, f"{param}.image_url.url"))
+                    conversation.resolutions.append(_resolution(part, param))
                 else:
                     parts.append(Video(len(conversation.videos)))
                     conversation.videos.append(_video_ref(part, param))
@@ -49,6 +64,13 @@ def to_conversation(request: ChatCompletionRequest) -> Conversation:
         calls = [ToolCall(call.id, call.function.name, call.function.arguments) for call in message.tool_calls or ()]
         conversation.messages.append(Message(role, parts, calls))
     return conversation
+
+
+def _resolution(part: ImageURLPart, param: str) -> Resolution:
+    if part.min_pixels is not None and part.max_pixels is not None and part.min_pixels > part.max_pixels:
+        message = f"min_pixels ({part.min_pixels}) is over max_pixels ({part.max_pixels})"
+        raise bad_request(message, param=f"{param}.min_pixels", code="invalid_value")
+    return Resolution(part.image_url.detail, part.max_pixels, part.min_pixels)
 
 
 def _video_ref(part: VideoFramesPart | VideoURLPart, param: str) -> VideoRef:
@@ -59,12 +81,12 @@ def _video_ref(part: VideoFramesPart | VideoURLPart, param: str) -> VideoRef:
     return VideoRef(param, url=part.video_url.url, **options)
 
 
-def videos_as_images(messages: list[Message], images: list[np.ndarray], videos: list[np.ndarray]) -> tuple[list[Message], list[np.ndarray]]:
+def videos_as_images(messages: list[Message], images: Sequence[T], videos: Sequence[Sequence[T]]) -> tuple[list[Message], list[T]]:
     """For families that take a video as a sequence of images: each `Video` part becomes its frames.
 
     The images come out in order of appearance, as the pipeline matches image tags to images.
     """
-    ordered: list[np.ndarray] = []
+    ordered: list[T] = []
     rewritten = []
     for message in messages:
         parts: list[Part] = []

@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 from collections.abc import Callable
 from dataclasses import dataclass
+from functools import partial
 
 import numpy as np
 
@@ -12,11 +13,12 @@ from ..config import MediaConfig, VideoSupport
 from ..conversation import ToolCall
 from ..family import Capabilities, CapabilityError
 from ..media import MediaError
+from ..media.images import Sizer
 from ..media.loader import MediaLoader, RequestBudget
 from ..registry import ModelHandle, ModelUnavailable
 from ..worker.client import WorkerEngine
 from .errors import APIError, bad_request
-from .messages import Conversation, texts_with_params, videos_as_images
+from .messages import Conversation, Resolution, texts_with_params, videos_as_images
 from .schema import ChatCompletionRequest
 
 
@@ -83,8 +85,8 @@ async def prepare(loader: MediaLoader, media: MediaConfig, handle: ModelHandle, 
             await engine_task  # video sampling follows the family's defaults
             _check_request(handle, request, len(conversation.images), len(conversation.videos))
         budget = loader.budget()  # all media of the request together
-        size = handle.capabilities.scaled_size if handle.capabilities else None  # decoded within the model's pixels, when known
-        images, videos = await asyncio.gather(loader.images(conversation.images, budget, size), _videos(loader, handle, conversation, budget))
+        sizes = _decode_sizes(handle.capabilities, conversation.resolutions)
+        images, videos = await asyncio.gather(loader.images(conversation.images, budget, sizes), _videos(loader, handle, conversation, budget))
         engine = await engine_task
     except MediaError as exc:
         raise APIError(exc.status, exc.message, param=exc.param, code=exc.code) from None
@@ -101,16 +103,25 @@ async def prepare(loader: MediaLoader, media: MediaConfig, handle: ModelHandle, 
     _check_request(handle, request, len(images), len(videos))
     _check_shapes(handle, caps, images + videos, [r.param for r in conversation.images] + [r.param for r in conversation.videos])
     messages = conversation.messages
+    ranges = [caps.pixel_range(r.detail, r.max_pixels, r.min_pixels) for r in conversation.resolutions]
     if caps.video is VideoSupport.FRAMES:
-        messages, images = videos_as_images(messages, images, videos)
-        videos = []
+        frames = [[(frame, caps.pixel_range()) for frame in video] for video in videos]
+        messages, ordered = videos_as_images(messages, list(zip(images, ranges)), frames)
+        images, ranges, videos = [image for image, _ in ordered], [pixels for _, pixels in ordered], []
         _check_counts(media, len(images), 0)  # the frames count as images
         _check_request(handle, request, len(images), 0)
-    images = await loader.fit(images, caps.image_sizes([(image.shape[1], image.shape[0]) for image in images]))  # bounded pixels and shapes
+    images = await loader.fit(images, caps.image_sizes([(image.shape[1], image.shape[0]) for image in images], ranges))  # bounded pixels and shapes
     videos = [family.prepare_video(video) for video in videos]
     tools = request.offered_tools
     prompt = family.build_tool_prompt(messages, tools) if family.tools else family.build_prompt(messages)
     return Prepared(engine, prompt, images, videos, family.parse_tool_calls if tools else None)
+
+
+def _decode_sizes(caps: Capabilities | None, resolutions: list[Resolution]) -> list[Sizer] | None:
+    """The size to decode each image at, within its pixel range, once the model's capabilities are known."""
+    if caps is None:
+        return None
+    return [partial(caps.scaled_size, pixels=caps.pixel_range(r.detail, r.max_pixels, r.min_pixels)) for r in resolutions]
 
 
 async def _videos(loader: MediaLoader, handle: ModelHandle, conversation: Conversation, budget: RequestBudget) -> list[np.ndarray]:

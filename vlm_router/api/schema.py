@@ -6,7 +6,7 @@ import json
 import re
 from typing import Annotated, Any, Literal, Union
 
-from pydantic import BaseModel, BeforeValidator, ConfigDict, Field, ValidationError, field_validator, model_validator
+from pydantic import BaseModel, BeforeValidator, ConfigDict, Field, ValidationError, ValidationInfo, field_validator, model_validator
 
 from .errors import APIError
 from .json_schema import check_schema
@@ -31,30 +31,40 @@ class ImageURL(_Request):
     detail: Literal["auto", "low", "high"] | None = None
 
 
-class ImageURLPart(_Request):
-    type: Literal["image_url"]
-    image_url: Annotated[ImageURL, BeforeValidator(_url_object)]
-
-
 _PIXELS = re.compile(r"^\s*(\d{1,6})\s*(?:\*\s*(\d{1,6})\s*)?$")
-#: Smallest and largest `max_pixels` accepted at all; `media.max_video_pixels` narrows the top.
+#: Smallest and largest `max_pixels` or `min_pixels` accepted at all; the model's budget and
+#: `media.max_video_pixels` narrow the top.
 MIN_PIXELS, MAX_PIXELS = 28 * 28, 4096 * 4096
 
 
-def parse_pixels(value: object) -> int | None:
-    """`max_pixels` as an integer: an integer, or a string `W*H` of digits (never evaluated)."""
+def parse_pixels(value: object, name: str = "max_pixels") -> int | None:
+    """A pixel count as an integer: an integer, or a string `W*H` of digits (never evaluated)."""
     if value is None:
         return None
     if isinstance(value, bool) or not isinstance(value, int | str):
-        raise ValueError("max_pixels must be an integer or a string 'W*H'")
+        raise ValueError(f"{name} must be an integer or a string 'W*H'")
     if isinstance(value, str):
         match = _PIXELS.match(value)
         if match is None:
-            raise ValueError("max_pixels must be an integer or a string 'W*H' of digits, such as '360*420'")
+            raise ValueError(f"{name} must be an integer or a string 'W*H' of digits, such as '360*420'")
         value = int(match[1]) * int(match[2] or 1)
     if not MIN_PIXELS <= value <= MAX_PIXELS:
-        raise ValueError(f"max_pixels must be between {MIN_PIXELS} and {MAX_PIXELS}")
+        raise ValueError(f"{name} must be between {MIN_PIXELS} and {MAX_PIXELS}")
     return value
+
+
+class ImageURLPart(_Request):
+    """An image; `max_pixels` and `min_pixels` narrow the model's image budget for it (as in Qwen's processors)."""
+
+    type: Literal["image_url"]
+    image_url: Annotated[ImageURL, BeforeValidator(_url_object)]
+    max_pixels: int | None = None
+    min_pixels: int | None = None
+
+    @field_validator("max_pixels", "min_pixels", mode="before")
+    @classmethod
+    def _pixels(cls, value: Any, info: ValidationInfo) -> int | None:
+        return parse_pixels(value, info.field_name or "max_pixels")
 
 
 class _VideoOptions(_Request):

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import re
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass
 from typing import TypeVar
 
@@ -75,14 +75,15 @@ class MediaLoader:
         """A fresh per-request budget."""
         return RequestBudget(ByteBudget(self._config.max_media_bytes_per_request), PixelBudget(self._config.max_pixels_per_request))
 
-    async def images(self, refs: list[MediaRef], budget: RequestBudget | None = None, size: Sizer | None = None) -> list[np.ndarray]:
-        """`(H, W, 3)` RGB arrays for `refs`, in order, each decoded at `size` (when given); errors name the item's `param`.
+    async def images(self, refs: list[MediaRef], budget: RequestBudget | None = None, sizes: Sequence[Sizer] | None = None) -> list[np.ndarray]:
+        """`(H, W, 3)` RGB arrays for `refs`, in order, each decoded at its size of `sizes` (when given); errors name the item's `param`.
 
         Every image is read and its header checked before any of them is decoded.
         """
         budget = budget or self.budget()
         headers = await asyncio.gather(*(self._header(ref, budget) for ref in refs))
-        return list(await asyncio.gather(*(self._decode(ref, data, pixels, size) for ref, (data, pixels) in zip(refs, headers))))
+        each = sizes if sizes is not None else [None] * len(refs)
+        return list(await asyncio.gather(*(self._decode(ref, data, pixels, size) for ref, (data, pixels), size in zip(refs, headers, each, strict=True))))
 
     async def fit(self, images: list[np.ndarray], sizes: list[tuple[int, int]]) -> list[np.ndarray]:
         """`images` scaled to `sizes` (width, height), those already at theirs unchanged."""
@@ -126,7 +127,7 @@ class MediaLoader:
         if ref.url is None:
             if len(ref.frames) > sampling.max_frames:
                 raise MediaError(f"{len(ref.frames)} frames, over the limit of {sampling.max_frames}", param=f"{ref.param}.video")
-            frames = await self.images(list(ref.frames), budget, lambda width, height: fit(width, height, max_pixels))
+            frames = await self.images(list(ref.frames), budget, [lambda width, height: fit(width, height, max_pixels)] * len(ref.frames))
             return await _off_loop(f"{ref.param}.video", lambda: _same_size(frames))
         limits = VideoLimits(config.max_video_duration_s, config.max_image_pixels)
         param = f"{ref.param}.video_url.url"

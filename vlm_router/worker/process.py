@@ -125,7 +125,12 @@ class _Active:
 
 
 class _Batching:
-    """Continuous batching: new requests join the running batch between steps."""
+    """Continuous batching: new requests join the running batch between steps.
+
+    `add_request` encodes a request's images and videos before it returns, and nothing steps meanwhile,
+    so requests with media join one per step: the running streams get a token between two encodes.
+    Text-only requests join at once.
+    """
 
     def __init__(self, pipeline: Any, conn: Connection, budget: Budget) -> None:
         self._pipeline = pipeline
@@ -133,23 +138,34 @@ class _Batching:
         self._budget = budget
         self._tokenizer = pipeline.get_tokenizer()
         self._active: dict[int, _Active] = {}
+        self._with_media: deque[Generate] = deque()
 
     def run(self) -> None:
         while True:
-            timeout = 0 if self._active else None
+            timeout = 0 if self._active or self._with_media else None
             while (message := _receive(self._conn, timeout)) is not None:
                 self._handle(message)
                 timeout = 0
+            if self._with_media:
+                self._admit(self._with_media.popleft())
             if self._pipeline.has_non_finished_requests():
                 self._pipeline.step()
             self._collect()
 
     def _handle(self, message: Generate | Cancel) -> None:
-        if isinstance(message, Cancel):
-            active = self._active.pop(message.id, None)
-            if active is not None:
-                active.handle.cancel()
+        if isinstance(message, Generate):
+            if message.images or message.videos:
+                self._with_media.append(message)
+            else:
+                self._admit(message)
             return
+        active = self._active.pop(message.id, None)
+        if active is not None:
+            active.handle.cancel()
+        else:
+            self._with_media = deque(waiting for waiting in self._with_media if waiting.id != message.id)
+
+    def _admit(self, message: Generate) -> None:
         try:
             params = self._budget.params(message.prompt, message.params)
             config = configure(self._pipeline.get_config(), params)
