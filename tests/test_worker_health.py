@@ -97,7 +97,7 @@ async def test_a_long_encode_that_holds_the_gil_is_not_a_stall(start):
 
 
 async def test_a_worker_grown_past_its_bound_is_replaced_once_idle(start):
-    server = await start([{"name": "m", "recycle_growth_gb": 0.1}])
+    server = await start([{"name": "m", "recycle_growth_gb": 0.1, "capabilities": {"max_image_pixels": 1_500_000}}])  # 1200x1200 as it is
     await server.ask("m")
     pid = (await server.models())["m"]["pid"]
     grown = rss_bytes(pid)
@@ -107,6 +107,18 @@ async def test_a_worker_grown_past_its_bound_is_replaced_once_idle(start):
     state = (await server.models())["m"]
     assert state["restarts"] == 0 and not alive(pid)
     assert rss_bytes(state["pid"]) < grown + 100e6, "the new worker holds what a fresh one does"
+
+
+async def test_a_worker_is_measured_once_warm_not_once_loaded(start):
+    """The weights are mapped from disk and come in with the first requests: that is not growth to give back."""
+    server = await start([{"name": "m", "recycle_growth_gb": 0.005}])
+    pid = None
+    for _ in range(3):
+        await server.ask("m", image_part(data_url(noise_png(256))), "Describe.", max_tokens=2)
+        await asyncio.sleep(0.5)
+        state = (await server.models())["m"]
+        assert pid in (None, state["pid"]), "replaced though it did not grow"
+        pid = state["pid"]
 
 
 async def test_a_worker_within_its_bound_is_kept(start):

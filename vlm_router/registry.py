@@ -263,18 +263,24 @@ class ModelHandle:
             self._in_background(self.unload())
 
     def _recycle_if_grown(self) -> None:
-        """Replace the idle worker if it grew `recycle_growth_gb` past its loaded size.
+        """Replace the idle worker if it grew `recycle_growth_gb` past its warm size (the first time it was idle).
 
         What large requests leave allocated inside OpenVINO (buffers sized for the largest input, the
-        KV cache) is not freed when they end; only a new process gives it back.
+        KV cache) is not freed when they end; only a new process gives it back. The size once loaded
+        would not do: the weights are mapped from disk and come in with the first requests.
         """
         engine, limit = self._engine, self.config.recycle_growth_gb
         rss = None if engine is None or limit is None else engine.rss
-        if engine is None or limit is None or rss is None or rss - engine.loaded_rss < limit * 1e9:
+        if engine is None or limit is None or rss is None:
+            return
+        if engine.warm_rss is None:
+            engine.warm_rss = rss
+            return
+        if rss - engine.warm_rss < limit * 1e9:
             return
         log.info(
-            "model '%s': worker %s holds %.2f GB, %.2f GB more than once loaded: replacing it to give the memory back",
-            self.name, engine.pid, rss / 1e9, (rss - engine.loaded_rss) / 1e9,
+            "model '%s': worker %s holds %.2f GB, %.2f GB more than once warm: replacing it to give the memory back",
+            self.name, engine.pid, rss / 1e9, (rss - engine.warm_rss) / 1e9,
         )  # fmt: skip
         self._in_background(self._replace(engine))
 

@@ -64,8 +64,9 @@ class WorkerEngine:
         self.spec = spec
         self.pid: int | None = None
         self.batching = False
-        #: The worker's resident memory once its model had loaded, in bytes.
-        self.loaded_rss = 0
+        #: The worker's resident memory, in bytes, the first time it was idle after serving: its size with
+        #: the model's weights paged in (they are mapped from disk) and its kernels compiled.
+        self.warm_rss: int | None = None
         self._on_exit = on_exit
         self._stall_timeout = stall_timeout
         self._trimmer = trimmer
@@ -99,7 +100,6 @@ class WorkerEngine:
             await self.stop(grace=0)
             raise WorkerError(str(exc) or f"the worker did not load the model within {timeout:g} s") from None
         self.pid, self.batching = ready.pid, ready.batching
-        self.loaded_rss = rss_bytes(self.pid) or 0
         if self._stall_timeout is not None and cpu_ticks(self.pid) is not None:
             self._watch = loop.create_task(self._watch_heartbeat(self.pid, self._stall_timeout))
 
