@@ -68,57 +68,46 @@ from __future__ import annotations
 
 import argparse
 import asyncio
-import base64
 import contextlib
-import io
 import json
-import os
-import platform
-import signal
-import socket
-import subprocess
 import sys
-import tempfile
 import time
-from collections.abc import Iterator, Sequence
+from collections.abc import Iterator
 from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Any
 
 import aiohttp
 import numpy as np
-from PIL import Image as PILImage
+from harness import (
+    BenchError,
+    ServerProcess,
+    StreamResult,
+    cell,
+    chat_body,
+    data_url,
+    exit_on_sigterm,
+    machine,
+    make_png,
+    markdown_table,
+    percentile,
+    print_machine,
+    run_clients,
+    serving,
+    time_per_token,
+    user_message,
+    warm_up,
+)
 
-MODEL_NAME = "bench"
 KINDS = ("image", "text")
 IMAGE_SIZE = 224
 HEALTH_PERIOD_S = 0.05
-SERVER_START_TIMEOUT_S = 120.0
-SERVER_STOP_TIMEOUT_S = 60.0
 HEALTH_TIMEOUT_S = 30.0  # a /health probe slower than this counts as a failure
 QUICK = {"concurrency": "1,2", "requests_per_client": 1, "max_tokens": 8}
 SHORT_TEXT = "Answer briefly."
 
 
-class BenchError(Exception):
-    """The benchmark cannot go on; the message says why."""
-
-
 # --- Requests ------------------------------------------------------------------------------------
-
-
-def make_png(seed: int, size: int = IMAGE_SIZE) -> bytes:
-    """A deterministic RGB PNG: a colour gradient whose direction and colours depend on `seed`, plus noise."""
-    rng = np.random.default_rng(seed)
-    y, x = np.mgrid[0:size, 0:size] / (size - 1)
-    angle = rng.uniform(0, 2 * np.pi)
-    ramp = np.cos(angle) * x + np.sin(angle) * y  # in [-sqrt 2, sqrt 2]
-    start, end = rng.uniform(0, 255, 3), rng.uniform(0, 255, 3)
-    t = ((ramp - ramp.min()) / (np.ptp(ramp) or 1))[..., None]
-    pixels = start + t * (end - start) + rng.normal(0, 12, (size, size, 3))
-    buffer = io.BytesIO()
-    PILImage.fromarray(np.clip(pixels, 0, 255).astype(np.uint8), "RGB").save(buffer, format="PNG")
-    return buffer.getvalue()
 
 
 @dataclass(frozen=True)
@@ -131,7 +120,7 @@ class RequestSpec:
 
     @classmethod
     def make(cls, kind: str, seed: int) -> RequestSpec:
-        return cls(kind, seed, make_png(seed) if kind == "image" else None)
+        return cls(kind, seed, make_png(seed, IMAGE_SIZE) if kind == "image" else None)
 
     @property
     def text(self) -> str:
@@ -141,20 +130,8 @@ class RequestSpec:
 
     def payload(self, max_tokens: int) -> bytes:
         """The JSON body of a streaming chat completion."""
-        if self.png is None:
-            content: Any = self.text
-        else:
-            url = "data:image/png;base64," + base64.b64encode(self.png).decode()
-            content = [{"type": "image_url", "image_url": {"url": url}}, {"type": "text", "text": self.text}]
-        return json.dumps({
-            "model": MODEL_NAME,
-            "messages": [{"role": "user", "content": content}],
-            "max_tokens": max_tokens,
-            "temperature": 0,
-            "ignore_eos": True,
-            "stream": True,
-            "stream_options": {"include_usage": True},
-        }).encode()  # fmt: skip
+        image = None if self.png is None else data_url(self.png, "image/png")
+        return chat_body([user_message(self.text, image)], max_tokens, ignore_eos=True)
 
     def messages(self) -> list[Any]:
         """The same request as the server sees it once parsed: image first, then the text."""
@@ -223,9 +200,13 @@ class RequestResult:
 
     @property
     def tpot(self) -> float | None:
-        if self.first_text is None or self.last_text is None or self.completion_tokens < 2:
-            return None
-        return (self.last_text - self.first_text) / (self.completion_tokens - 1)
+        return time_per_token(self.first_text, self.last_text, self.completion_tokens)
+
+    @classmethod
+    def from_stream(cls, client: int, k: int, stream: StreamResult) -> RequestResult:
+        """The server's answer to a client's k-th request."""
+        return cls(client, k, stream.sent, stream.end, stream.first_chunk, stream.last_chunk,
+                   stream.completion_tokens, stream.prompt_tokens, stream.error)  # fmt: skip
 
 
 @dataclass
@@ -262,11 +243,11 @@ class WorkloadResult:
             "out_tok_per_s": tokens / self.wall_s,
             "prompt_tokens_mean": float(np.mean([r.prompt_tokens for r in ok])) if ok else None,
             "completion_tokens_min": min((r.completion_tokens for r in ok), default=None),
-            "ttft_p50_ms": _ms(_percentile([r.ttft for r in ok], 50)),
-            "ttft_p99_ms": _ms(_percentile([r.ttft for r in ok], 99)),
-            "tpot_p50_ms": _ms(_percentile([r.tpot for r in ok], 50)),
-            "e2e_p50_ms": _ms(_percentile([r.e2e for r in ok], 50)),
-            "health_p99_ms": _ms(_percentile(health, 99)) if probed else None,
+            "ttft_p50_ms": _ms(percentile([r.ttft for r in ok], 50)),
+            "ttft_p99_ms": _ms(percentile([r.ttft for r in ok], 99)),
+            "tpot_p50_ms": _ms(percentile([r.tpot for r in ok], 50)),
+            "e2e_p50_ms": _ms(percentile([r.e2e for r in ok], 50)),
+            "health_p99_ms": _ms(percentile(health, 99)) if probed else None,
             "health_max_ms": _ms(max(health, default=None)) if probed else None,
             "health_samples": len(health) if probed else None,
             "health_failures": self.health.failures if self.health is not None else None,
@@ -277,145 +258,11 @@ class WorkloadResult:
         return {"summary": self.summary(), "requests": requests, "health": None if self.health is None else asdict(self.health)}
 
 
-def _percentile(values: Sequence[float | None], q: float) -> float | None:
-    present = [v for v in values if v is not None]
-    return float(np.percentile(present, q)) if present else None
-
-
 def _ms(seconds: float | None) -> float | None:
     return None if seconds is None else seconds * 1000
 
 
 # --- The server ----------------------------------------------------------------------------------
-
-
-def free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return sock.getsockname()[1]
-
-
-def server_config(model_dir: Path, port: int, scheduler: dict[str, Any]) -> dict[str, Any]:
-    """The benchmark's models.yaml: one model, no deadline, room for every client to wait."""
-    return {
-        "server": {"host": "127.0.0.1", "port": port, "shutdown_grace_s": 5},
-        "models": [
-            {
-                "name": MODEL_NAME,
-                "path": str(model_dir),
-                "family": "qwen2_vl",
-                "scheduler": scheduler,
-                "request_timeout_s": None,
-                "max_waiting": 100_000,
-            }
-        ],
-    }
-
-
-class ServerProcess:
-    """`python -m vlm_router serve` in a process group of its own, stopped (SIGTERM, then SIGKILL) on exit."""
-
-    def __init__(self, model_dir: Path, scheduler: dict[str, Any], workdir: Path, port: int = 0) -> None:
-        self.port = port or free_port()
-        self.url = f"http://127.0.0.1:{self.port}"
-        self.config_path = workdir / "models.yaml"
-        self.log_path = workdir / "server.log"
-        # JSON is YAML, so no YAML writer is needed.
-        self.config_path.write_text(json.dumps(server_config(model_dir, self.port, scheduler), indent=2))
-        self._process: subprocess.Popen[bytes] | None = None
-
-    def __enter__(self) -> ServerProcess:
-        # VLM_* variables (VLM_MODEL_NAME, VLM_DEVICE, ...) would change the configuration under test.
-        env = {k: v for k, v in os.environ.items() if not k.startswith("VLM_")}
-        command = [sys.executable, "-m", "vlm_router", "serve", "--config", str(self.config_path), "--port", str(self.port)]
-        with open(self.log_path, "wb") as log:
-            self._process = subprocess.Popen(command, stdout=log, stderr=subprocess.STDOUT, env=env, start_new_session=True)
-        return self
-
-    def __exit__(self, *exc: object) -> None:
-        self.stop()
-
-    def check_alive(self) -> None:
-        assert self._process is not None
-        if self._process.poll() is not None:
-            raise BenchError(f"the server exited with code {self._process.returncode}")
-
-    def log_tail(self, lines: int = 40) -> str:
-        try:
-            return "\n".join(self.log_path.read_text(errors="replace").splitlines()[-lines:])
-        except OSError:
-            return "(no server log)"
-
-    def stop(self) -> None:
-        """SIGTERM the server (it stops its workers), SIGKILL its whole process group if that takes too long."""
-        process, self._process = self._process, None
-        if process is None:
-            return
-        if process.poll() is None:
-            process.send_signal(signal.SIGTERM)
-            try:
-                process.wait(SERVER_STOP_TIMEOUT_S)
-            except subprocess.TimeoutExpired:
-                print(f"server did not stop within {SERVER_STOP_TIMEOUT_S:g} s: killing it", file=sys.stderr)
-        # Whatever is left of the group (the server, a worker it did not reap) is killed.
-        with contextlib.suppress(ProcessLookupError):
-            os.killpg(process.pid, signal.SIGKILL)
-        process.wait()
-
-
-async def wait_healthy(server: ServerProcess, session: aiohttp.ClientSession) -> float:
-    """Seconds until /health answers 200."""
-    started = time.perf_counter()
-    while time.perf_counter() - started < SERVER_START_TIMEOUT_S:
-        server.check_alive()
-        with contextlib.suppress(aiohttp.ClientError, TimeoutError):
-            async with session.get(f"{server.url}/health", timeout=aiohttp.ClientTimeout(total=5)) as response:
-                if response.status == 200:
-                    return time.perf_counter() - started
-        await asyncio.sleep(0.2)
-    raise BenchError(f"the server did not answer /health within {SERVER_START_TIMEOUT_S:g} s")
-
-
-async def stream_chat(session: aiohttp.ClientSession, url: str, body: bytes, t0: float, client: int, k: int) -> RequestResult:
-    """Send one streaming chat completion and time it from its server-sent events."""
-    sent = time.perf_counter() - t0
-    result = RequestResult(client, k, sent=sent, end=sent)
-    try:
-        async with session.post(f"{url}/v1/chat/completions", data=body, headers={"Content-Type": "application/json"}) as response:
-            if response.status != 200:
-                result.error = f"HTTP {response.status}: {(await response.text())[:300]}"
-            else:
-                async for raw in response.content:
-                    line = raw.strip()
-                    if not line.startswith(b"data:"):
-                        continue
-                    data = line[5:].strip()
-                    if data == b"[DONE]":
-                        break
-                    now = time.perf_counter() - t0
-                    event = json.loads(data)
-                    if "error" in event:
-                        result.error = f"stream error: {event['error'].get('message')}"
-                        continue
-                    if event.get("usage"):
-                        result.completion_tokens = event["usage"]["completion_tokens"]
-                        result.prompt_tokens = event["usage"]["prompt_tokens"]
-                    for choice in event.get("choices", []):
-                        if choice.get("delta", {}).get("content"):
-                            if result.first_text is None:
-                                result.first_text = now
-                            result.last_text = now
-                if result.error is None and not result.completion_tokens:
-                    result.error = "the stream ended without a usage chunk"
-    except (aiohttp.ClientError, ValueError) as exc:  # ValueError: an event that is not JSON
-        result.error = f"{type(exc).__name__}: {exc}"
-    result.end = time.perf_counter() - t0
-    return result
-
-
-async def run_client(session: aiohttp.ClientSession, url: str, bodies: list[bytes], t0: float, client: int) -> list[RequestResult]:
-    """One client: its requests one after another, each sent when the previous answer has ended."""
-    return [await stream_chat(session, url, body, t0, client, k) for k, body in enumerate(bodies)]
 
 
 async def probe_health(session: aiohttp.ClientSession, url: str, stop: asyncio.Event) -> HealthSamples:
@@ -448,14 +295,7 @@ async def run_on_server(server: ServerProcess, warmup: RequestSpec, workloads: l
         aiohttp.ClientSession(timeout=no_timeout, connector=aiohttp.TCPConnector(limit=0)) as session,
         aiohttp.ClientSession(timeout=no_timeout) as health_session,
     ):
-        startup_s = await wait_healthy(server, health_session)
-        print(f"server healthy after {startup_s:.1f} s; loading the model and warming up")
-        started = time.perf_counter()
-        warm = await stream_chat(session, server.url, warmup.payload(max_tokens), started, 0, 0)
-        if warm.error is not None:
-            raise BenchError(f"the warm-up request failed: {warm.error}")
-        warmup_s = time.perf_counter() - started
-        print(f"warm-up (model load + one request) took {warmup_s:.1f} s")
+        startup_s, warmup_s = await warm_up(server, session, warmup.payload(max_tokens))
 
         results: list[WorkloadResult] = []
         for workload in workloads:
@@ -464,13 +304,13 @@ async def run_on_server(server: ServerProcess, warmup: RequestSpec, workloads: l
             probe = asyncio.create_task(probe_health(health_session, server.url, stop))
             bodies = [[spec.payload(max_tokens) for spec in requests] for requests in workload.clients]
             t0 = time.perf_counter()
-            per_client = await asyncio.gather(*(run_client(session, server.url, b, t0, c) for c, b in enumerate(bodies)))
+            per_client = await run_clients(session, server.url, bodies, t0)
             wall = time.perf_counter() - t0
             stop.set()
             health = await probe
             server.check_alive()
-            result = WorkloadResult("server", workload.kind, workload.concurrency, workload.requests_per_client, wall,
-                                    [r for rs in per_client for r in rs], health)  # fmt: skip
+            requests = [RequestResult.from_stream(c, k, r) for c, rs in enumerate(per_client) for k, r in enumerate(rs)]
+            result = WorkloadResult("server", workload.kind, workload.concurrency, workload.requests_per_client, wall, requests, health)
             _progress(result)
             results.append(result)
     return {"startup_s": startup_s, "warmup_s": warmup_s, "results": results}
@@ -573,14 +413,8 @@ COLUMNS = [  # (header, summary key, format)
 ]  # fmt: skip
 
 
-def markdown_table(headers: list[str], rows: list[list[str]]) -> str:
-    lines = ["| " + " | ".join(headers) + " |", "|" + "|".join("---" for _ in headers) + "|"]
-    lines += ["| " + " | ".join(row) + " |" for row in rows]
-    return "\n".join(lines)
-
-
 def results_table(summaries: list[dict[str, Any]]) -> str:
-    rows = [[("-" if s[key] is None else fmt.format(s[key])) for _, key, fmt in COLUMNS] for s in summaries]
+    rows = [[cell(s[key], fmt) for _, key, fmt in COLUMNS] for s in summaries]
     return markdown_table([header for header, _, _ in COLUMNS], rows)
 
 
@@ -610,33 +444,6 @@ def speedup_table(rows: list[dict[str, Any]]) -> str:
         [[r["kind"], str(r["clients"]), f"{r['server_out_tok_per_s']:.1f}", f"{r['baseline_out_tok_per_s']:.1f}",
           f"{r['speedup']:.2f}x", "-" if r["ttft_p50_ratio"] is None else f"{r['ttft_p50_ratio']:.2f}"] for r in rows],
     )  # fmt: skip
-
-
-def machine() -> dict[str, Any]:
-    """What the numbers were measured on."""
-    import openvino
-    import openvino_genai
-
-    def proc_field(path: str, key: str) -> str | None:
-        with contextlib.suppress(OSError):
-            for line in Path(path).read_text().splitlines():
-                if line.startswith(key):
-                    return line.split(":", 1)[1].strip()
-        return None
-
-    mem = proc_field("/proc/meminfo", "MemTotal")
-    return {
-        "platform": platform.platform(),
-        "processor": platform.processor(),
-        "cpu_model": proc_field("/proc/cpuinfo", "model name"),
-        "cpu_count": os.cpu_count(),
-        "cpus_usable": len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else None,
-        "mem_total_gb": round(int(mem.split()[0]) / 2**20, 2) if mem else None,  # MemTotal is in kB
-        "load_average_at_start": os.getloadavg(),
-        "python": platform.python_version(),
-        "openvino": openvino.get_version(),
-        "openvino_genai": openvino_genai.__version__,
-    }
 
 
 # --- Main ----------------------------------------------------------------------------------------
@@ -675,7 +482,7 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
 
 def main(argv: list[str] | None = None) -> int:
     args = parse_args(argv)
-    signal.signal(signal.SIGTERM, lambda *_: sys.exit(143))  # so that `finally` stops the server
+    exit_on_sigterm()
     scheduler = {
         "max_num_seqs": args.max_num_seqs,
         "max_num_batched_tokens": args.max_num_batched_tokens,
@@ -683,18 +490,14 @@ def main(argv: list[str] | None = None) -> int:
         "enable_prefix_caching": args.prefix_caching,
     }
     host = machine()
-    print(f"{host['cpu_model']}, {host['cpus_usable']} CPUs, {host['mem_total_gb']} GB; load average {host['load_average_at_start']}")
+    print_machine(host)
     workloads = plan_workloads(args.concurrency_levels, args.requests_per_client)
     warmup = RequestSpec.make("image", 0)
 
     try:
-        with tempfile.TemporaryDirectory(prefix="serve-bench-") as workdir, ServerProcess(args.model, scheduler, Path(workdir), args.port) as server:
+        with serving(args.model, {"scheduler": scheduler}, "serve-bench-", args.port) as server:
             print(f"server: {server.url}, scheduler {scheduler}")
-            try:
-                server_run = asyncio.run(run_on_server(server, warmup, workloads, args.max_tokens))
-            except Exception:
-                print(f"--- server log (last lines) ---\n{server.log_tail()}\n---", file=sys.stderr)
-                raise
+            server_run = asyncio.run(run_on_server(server, warmup, workloads, args.max_tokens))
         baseline_run = None if args.skip_baseline else run_baseline(args.model, warmup, workloads, args.max_tokens)
     except BenchError as exc:
         print(f"serve_bench: {exc}", file=sys.stderr)

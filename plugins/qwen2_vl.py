@@ -88,9 +88,10 @@ class Qwen2VLFamily(Family):
     # The vision encoder attends over all of an image's 14-pixel patches at once, its time growing faster than the
     # pixels, and holds the GIL meanwhile: on 2 cores at the 2B model's shape, 1.7 s for 256 tokens, 2.7 s for 400,
     # 5.5 s for 576 (docs/benchmarks.md). Images reach it within IMAGE_TOKENS tokens of 28x28 pixels, 64 with
-    # `detail: low`, on a bounded set of 28-pixel grids (openvino keeps buffers for every patch grid it has seen). openvino-genai
-    # encodes all images of a request in one pass with a mask over all their patches (4 bytes per pair of patches:
-    # 16 images of 1 MP took the worker to 16.9 GB), so together they reach it within 4 images of 1280 tokens.
+    # `detail: low`, on a bounded set of 28-pixel grids (openvino keeps buffers for every patch grid it has seen).
+    # openvino-genai encodes all images of a request in one pass with a mask over all their patches (4 bytes per
+    # pair of patches: 16 images of 1 MP took the worker to 16.9 GB), so together they reach it within 4 images
+    # of 1280 tokens.
     capabilities = Capabilities(
         images=True, max_images=None, video=VideoSupport.NATIVE, max_aspect_ratio=200, max_image_pixels=IMAGE_TOKENS * 28 * 28,
         low_detail_pixels=64 * 28 * 28, image_grid=28, max_request_image_pixels=4 * 1280 * 28 * 28,

@@ -555,9 +555,20 @@ def media_cases(draw: st.DrawFn) -> Case:
     return Case(f"media:{kind}", payload=payload, statuses=(400, 413), params=("messages", "n"))
 
 
+#: Pixel counts no `max_pixels` or `min_pixels` accepts: out of range, not an integer or `"W*H"` of digits.
+bad_pixels = (
+    st.integers(max_value=783)
+    | st.integers(min_value=4096 * 4096 + 1)
+    | st.sampled_from(["abc", "1e9", "360*420*2", "360x420", "-1", "360*", "*420", "9999999*1", "4097*4097", "1*1", "", " ", "0x100", "360 * 420 * 0"])
+    | st.floats(allow_nan=False)
+    | st.booleans()
+    | st.lists(st.integers(), max_size=2)
+)
+
+
 @st.composite
 def media_field_cases(draw: st.DrawFn) -> Case:
-    """A media part whose own fields are wrong: its URL object, detail, or a video's sampling options."""
+    """A media part whose own fields are wrong: its URL object, detail, its pixels, or a video's sampling options."""
     good_image = {"type": "image_url", "image_url": {"url": SMALL_PNG}}
     good_video = {"type": "video_url", "video_url": {"url": _data_url(VIDEOS["mp4"], "video/mp4")}}
     part = draw(
@@ -572,15 +583,9 @@ def media_field_cases(draw: st.DrawFn) -> Case:
         | st.just({"type": "image_url", "image_url": {"url": SMALL_PNG, "extra": True}})
         | outside(0, 60, low_open=True).map(lambda f: {**good_video, "fps": f})
         | st.integers(max_value=0).map(lambda m: {**good_video, "max_frames": m})
-        | (
-            st.integers(max_value=783)
-            | st.integers(min_value=4096 * 4096 + 1)
-            | st.sampled_from(["abc", "1e9", "360*420*2", "360x420", "-1", "360*", "*420", "9999999*1", "4097*4097", "1*1", "", " ", "0x100", "360 * 420 * 0"])
-            | st.integers(1280 * 720 + 1, 4096 * 4096).map(str)
-            | st.floats(allow_nan=False)
-            | st.booleans()
-            | st.lists(st.integers(), max_size=2)
-        ).map(lambda p: {**good_video, "max_pixels": p})
+        | (bad_pixels | st.integers(1280 * 720 + 1, 4096 * 4096).map(str)).map(lambda p: {**good_video, "max_pixels": p})
+        | st.tuples(st.sampled_from(["max_pixels", "min_pixels"]), bad_pixels).map(lambda f: {**good_image, f[0]: f[1]})
+        | st.integers(785, 4096 * 4096).map(lambda m: {**good_image, "max_pixels": m - 1, "min_pixels": m})
         | st.just({"type": "video", "video": []})
         | non_strings.filter(lambda v: not isinstance(v, list)).map(lambda v: {"type": "video", "video": v})
         | st.integers(9, 40).map(lambda k: {"type": "video", "video": [SMALL_PNG] * k})

@@ -67,6 +67,14 @@ def test_garbage_is_a_400(data):
     assert caught.value.status == 400
 
 
+def test_a_codec_ffmpeg_cannot_decode_is_a_400():
+    """A video stream whose codec FFmpeg does not know has no decoder context (found by the fuzz test)."""
+    video = make_video(1).replace(b"avc1", b"zzzz")
+    with pytest.raises(MediaError, match="codec cannot be decoded") as caught:
+        decode_video(video, Sampling(2, 8, 10**5), LIMITS)
+    assert caught.value.status == 400
+
+
 def test_truncated_video_is_a_400():
     video = make_video(2)
     with pytest.raises(MediaError) as caught:

@@ -87,7 +87,7 @@ async def test_stalled_worker_fails_its_requests_fast_and_is_replaced(start):
 async def test_a_long_encode_that_holds_the_gil_is_not_a_stall(start):
     # add_request encodes the images holding the GIL, so the heartbeat pauses; the CPU time it uses shows it alive
     timeout = 0.3
-    server = await start([{"name": "m"}], server={"worker_stall_timeout_s": timeout})
+    server = await start([{"name": "m", "capabilities": {"max_image_pixels": 1_003_520}}], server={"worker_stall_timeout_s": timeout})
     images = [image_part(data_url(noise_png(1000, seed))) for seed in range(4)]  # 4 MP: Qwen2-VL's most per request
     started = time.monotonic()
     answer = await server.ask("m", *images, "Compare.", max_tokens=2)

@@ -127,7 +127,9 @@ class SchedulerSettings(_Strict):
     cache_size_gb: int = Field(0, ge=0, description="KV cache size in whole GB; 0 lets it grow as needed.")
     max_num_seqs: int = Field(8, ge=1, description="Requests generating at once; more wait in the worker.")
     max_num_batched_tokens: int = Field(1024, ge=1)
-    enable_prefix_caching: bool = False
+    enable_prefix_caching: bool = Field(
+        True, description="Reuse the KV cache of a prompt's prefix seen before: a follow-up turn about an image prefills only what is new."
+    )
     dynamic_split_fuse: bool = True
 
     def scheduler_config(self) -> dict[str, Any]:

@@ -57,6 +57,8 @@ def decode_video(data: bytes, sampling: Sampling, limits: VideoLimits) -> np.nda
         if not container.streams.video:
             raise MediaError("the file has no video stream")
         stream = container.streams.video[0]
+        if stream.codec_context is None:  # a codec FFmpeg cannot decode
+            raise MediaError("the video's codec cannot be decoded")
         stream.thread_type = "AUTO"
         width, height = stream.codec_context.width, stream.codec_context.height
         if not width or not height:
