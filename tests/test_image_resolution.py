@@ -34,6 +34,7 @@ def test_the_pixel_range_is_the_least_of_the_budget_detail_and_the_request():
     assert caps.pixel_range(min_pixels=60_000) == PixelRange(100_000, 60_000)
     assert caps.pixel_range("low", min_pixels=60_000) == PixelRange(20_000, 20_000)  # the least wins
     assert Capabilities().pixel_range(max_pixels=1000) == PixelRange(1000, None)
+    assert Capabilities().pixel_range(min_pixels=4096 * 4096) == PixelRange(None, None)  # no budget: never scaled up
 
 
 def test_images_are_scaled_into_their_range_aspect_kept():

@@ -98,13 +98,14 @@ class Capabilities:
 
     def pixel_range(self, detail: str | None = None, max_pixels: int | None = None, min_pixels: int | None = None) -> PixelRange:
         """The pixels one image of a request may have: the budget, `detail: low`'s when asked, the request's
-        `max_pixels`, whichever is least; at least the request's or the model's `min_pixels`, within that."""
+        `max_pixels`, whichever is least; at least the request's or the model's `min_pixels`, within that.
+
+        Without a budget nothing is scaled up: a few bytes of image must not become megapixels of array.
+        """
         low = self.low_detail_pixels if detail == "low" else None
         top = min((n for n in (self.max_image_pixels, low, max_pixels) if n is not None), default=None)
         bottom = max((n for n in (self.min_image_pixels, min_pixels) if n is not None), default=None)
-        if bottom is not None and top is not None:
-            bottom = min(bottom, top)
-        return PixelRange(top, bottom)
+        return PixelRange(top, None if bottom is None or top is None else min(bottom, top))
 
     def scaled_size(self, width: int, height: int, pixels: PixelRange | None = None) -> tuple[int, int]:
         """`width`x`height` brought into `pixels` (the model's range by default), aspect kept: the size to decode at."""
