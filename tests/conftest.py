@@ -42,6 +42,17 @@ def _models_dir(plugin: str) -> Path:
     return ROOT / "tests" / ".tiny-models" / f"{plugin}-{digest}"
 
 
+#: Fixtures that build or serve a tiny model: a test that uses one, directly or through another fixture, is `e2e`.
+_MODEL_FIXTURES = {"tiny_model", "tiny_models", "tiny_qwen"}
+
+
+def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
+    """Mark every test that runs a real pipeline `e2e`, so that `-m "not e2e"` is the fast lane."""
+    for item in items:
+        if _MODEL_FIXTURES & set(getattr(item, "fixturenames", ())):
+            item.add_marker(pytest.mark.e2e)
+
+
 @pytest.fixture(scope="session")
 def families():
     return load_families()

@@ -40,7 +40,7 @@ from PIL import Image
 
 from vlm_router.api.app import create_app
 
-from .conftest import ServerThread, _models_dir, make_video, router_config
+from .conftest import ServerThread, make_video, router_config
 
 #: Requests the hypothesis run sends, besides the fixed cases below.
 EXAMPLES = 2500
@@ -81,12 +81,9 @@ class _Records(logging.Handler):
 
 
 @pytest.fixture(scope="module")
-def fuzz_server(families) -> Iterator[ServerThread]:
+def fuzz_server(families, tiny_model) -> Iterator[ServerThread]:
     """Two tiny models (one that calls tools), loopback refused for media, a 1 MiB body limit."""
-    from vlm_router.tiny import make_tiny
-
-    qwen2 = make_tiny(families, "qwen2_vl", _models_dir("qwen2_vl") / "qwen2_vl")
-    qwen3 = make_tiny(families, "qwen3_vl", _models_dir("qwen3_vl") / "qwen3_vl")
+    qwen2, qwen3 = tiny_model("qwen2_vl"), tiny_model("qwen3_vl")
     config = router_config(
         [
             {"name": "tiny", "path": str(qwen2), "max_n": MAX_N, "defaults": {"max_tokens": 2}},

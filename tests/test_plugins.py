@@ -78,3 +78,18 @@ def test_an_architecture_two_families_list_identifies_neither():
     families = load_families(manager)
     assert families.for_config({"model_type": "x", "architectures": ["Qwen2VLForConditionalGeneration"]}) is None
     assert families.for_config({"model_type": "qwen2_vl"}) is families.get("qwen2_vl")
+
+
+def test_the_plugin_api_is_one_import():
+    """A plugin imports everything it needs from `vlm_router`, as the example plugin does."""
+    import ast
+    from pathlib import Path
+
+    import vlm_router
+    from vlm_router import config, conversation, family
+
+    assert (vlm_router.Family, vlm_router.Capabilities, vlm_router.VideoSupport) == (family.Family, family.Capabilities, config.VideoSupport)
+    assert (vlm_router.Message, vlm_router.Image, vlm_router.Text) == (conversation.Message, conversation.Image, conversation.Text)
+    example = Path(__file__).parent.parent / "examples/vlm-router-brief/vlm_router_brief/__init__.py"
+    imported = {node.module for node in ast.walk(ast.parse(example.read_text())) if isinstance(node, ast.ImportFrom) and node.module and node.module.startswith("vlm_router")}
+    assert imported == {"vlm_router"}

@@ -187,4 +187,6 @@ def test_detokenizer_streams_text_as_one_decode_would(tiny_models):
     detokenizer = Detokenizer(tokenizer)
     pieces = [detokenizer.add([token]) for token in ids] + [detokenizer.end()]
     assert "".join(pieces) == tokenizer.decode(ids) == text
-    assert Detokenizer(tokenizer).add([ids[0], 255, 254]) is not None
+    stray = [ids[0], 255, 254]  # tokens whose bytes are no valid UTF-8 on their own
+    detokenizer = Detokenizer(tokenizer)
+    assert detokenizer.add(stray) + detokenizer.end() == tokenizer.decode(stray)

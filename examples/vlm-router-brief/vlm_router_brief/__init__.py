@@ -8,10 +8,7 @@ from __future__ import annotations
 
 from collections.abc import Callable, Sequence
 
-from vlm_router import hookimpl
-from vlm_router.config import VideoSupport
-from vlm_router.conversation import Image, Message, Part, Video
-from vlm_router.family import Capabilities, Family
+from vlm_router import Capabilities, Family, Image, Message, Part, Video, VideoSupport, hookimpl
 
 SYSTEM = "Answer in one short sentence."
 
