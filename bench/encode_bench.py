@@ -92,7 +92,10 @@ def main() -> int:
             "runs": runs,
         }
         rows.append(row)
-        print(f"| {size}x{size} | {size * size} | {row['image_tokens']} | {row['encode_first_s']:.2f} | {row['encode_s']:.2f} | {row['first_step_s']:.2f} |", flush=True)
+        print(
+            f"| {size}x{size} | {size * size} | {row['image_tokens']} | {row['encode_first_s']:.2f} | {row['encode_s']:.2f} | {row['first_step_s']:.2f} |",
+            flush=True,
+        )
     if args.out:
         args.out.write_text(json.dumps({"model": str(args.model), "rows": rows}, indent=2))
     return 0

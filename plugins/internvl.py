@@ -142,7 +142,7 @@ class InternVLFamily(Family):
 
 
 #: InternVL2-4B's config.json but for its language model, with a 2-layer, 32-wide InternViT.
-TINY_CONFIG = {
+TINY_CONFIG: dict[str, Any] = {
     "vision_config": {
         "architectures": ["InternVisionModel"], "hidden_size": 32, "intermediate_size": 128, "num_hidden_layers": 2,
         "num_attention_heads": 2, "image_size": 448, "patch_size": 14, "qkv_bias": True, "qk_normalization": False,

@@ -374,7 +374,7 @@ def test_documented_setup_sh_commands_keep_their_variables():
     # commands must `export` first.
     lines = [
         line.lstrip("# ")
-        for path in ("README.md", "docs/deployment.md", "docker/setup.sh")
+        for path in ("README.md", "docs/docker.md", "docs/deployment.md", "docker/setup.sh")
         for line in (ROOT / path).read_text().splitlines()
         if ". docker/setup.sh" in line
     ]

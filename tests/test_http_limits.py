@@ -60,7 +60,7 @@ async def closed(reader: asyncio.StreamReader, timeout: float) -> bool:
         return await asyncio.wait_for(reader.read(), timeout) == b""
     except ConnectionError:  # reset, or a write of ours met the closed connection
         return True
-    except asyncio.TimeoutError:
+    except TimeoutError:
         return False
 
 

@@ -82,7 +82,7 @@ TRANSLATED = {
 
 
 @pytest.mark.parametrize("name", TRANSLATED)
-async def test_ipv6_translation_addresses_are_not_judged_by_the_ipv4_inside(name, origin):
+async def test_ipv6_translation_addresses_are_not_judged_by_the_ipv4_inside(name, origin):  # noqa: F811 (the fixture imported above)
     url = TRANSLATED[name].format(port=origin.url.rsplit(":", 1)[1])
     for media in ({"allowed_hosts": ["127.0.0.1", "8.8.8.8/32", "0.0.0.0/0"]}, {"allow_private_networks": True}):
         assert (await refusal(url, **media)).code == "media_url_refused"

@@ -18,9 +18,8 @@ import pytest
 import yaml
 from PIL import Image
 
-from vlm_router.worker.procfs import rss_bytes
-
 from vlm_router.api.app import create_app
+from vlm_router.worker.procfs import rss_bytes
 
 from .conftest import CLI, ENDLESS, Server, data_url, free_port, image_part, open_stream, router_config, user, wait_for, wait_healthy
 from .test_workers import alive, read_events

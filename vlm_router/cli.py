@@ -124,7 +124,8 @@ def convert(args: argparse.Namespace) -> int:
 
 def make_tiny(args: argparse.Namespace) -> int:
     from .config import WeightFormat
-    from .tiny import TinyModelError, make_tiny as build
+    from .tiny import TinyModelError
+    from .tiny import make_tiny as build
 
     try:
         out = build(

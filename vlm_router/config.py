@@ -227,12 +227,15 @@ def _describe_location(raw: Any, loc: tuple[int | str, ...]) -> str:
             parts.append(label)
         else:
             parts.append(("." if parts else "") + str(key))
-        node = node[key] if isinstance(node, (list, dict)) and _has(node, key) else None
+        node = _child(node, key)
     return "".join(parts) or "(top level)"
 
 
-def _has(node: list | dict, key: int | str) -> bool:
-    return key in node if isinstance(node, dict) else isinstance(key, int) and key < len(node)
+def _child(node: Any, key: int | str) -> Any:
+    """`node[key]`, or None where `node` has no such key or index."""
+    if isinstance(node, dict):
+        return node.get(key)
+    return node[key] if isinstance(node, list) and isinstance(key, int) and key < len(node) else None
 
 
 def parse_config(raw: Any, source: str = "models.yaml") -> RouterConfig:

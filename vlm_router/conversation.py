@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from typing import Literal, Union
+from typing import Literal
 
 Role = Literal["system", "user", "assistant", "tool"]
 
@@ -27,7 +27,7 @@ class Video:
     index: int
 
 
-Part = Union[Text, Image, Video]
+Part = Text | Image | Video
 
 
 @dataclass(frozen=True)

@@ -7,6 +7,7 @@ so they are exported through this instead of optimum-cli.
 """
 
 import sys
+from typing import Any, cast
 
 from optimum.commands.optimum_cli import main
 from optimum.exporters.openvino import model_configs
@@ -16,7 +17,7 @@ def lift_version_caps() -> None:
     """Let every optimum-intel export config run on any transformers version."""
     for export_config in vars(model_configs).values():
         if isinstance(export_config, type) and "MAX_TRANSFORMERS_VERSION" in vars(export_config):
-            export_config.MAX_TRANSFORMERS_VERSION = None
+            cast(Any, export_config).MAX_TRANSFORMERS_VERSION = None
 
 
 if __name__ == "__main__":

@@ -61,7 +61,7 @@ class MiniCPMVConfig(Qwen2Config):
     ) -> None:
         if not isinstance(vision_config, SiglipVisionConfig):
             vision_config = SiglipVisionConfig(**(vision_config or SIGLIP_400M))
-        self.vision_config = vision_config
+        self.vision_config: SiglipVisionConfig = vision_config
         self.query_num = query_num
         self.image_size = image_size
         self.patch_size = patch_size

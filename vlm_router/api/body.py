@@ -17,7 +17,6 @@ from aiohttp.typedefs import Middleware
 
 from .errors import APIError, Handler
 
-
 _DEFERRED = web.RequestKey("expect_deferred", bool)
 
 

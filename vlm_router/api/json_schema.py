@@ -95,6 +95,8 @@ def _bindings() -> ModuleType:
     if path is None:
         raise SchemaError("json_schema response formats need the grammar compiler the engine uses: install vlm-router[structured]")
     loader = importlib.machinery.ExtensionFileLoader("xgrammar_bindings", str(path))
-    module = importlib.util.module_from_spec(importlib.util.spec_from_file_location("xgrammar_bindings", path, loader=loader))
+    native = importlib.util.spec_from_file_location("xgrammar_bindings", path, loader=loader)
+    assert native is not None  # never None when a loader is given
+    module = importlib.util.module_from_spec(native)
     loader.exec_module(module)
     return module

@@ -74,11 +74,10 @@ def _resolution(part: ImageURLPart, param: str) -> Resolution:
 
 
 def _video_ref(part: VideoFramesPart | VideoURLPart, param: str) -> VideoRef:
-    options = {"fps": part.fps, "max_pixels": part.max_pixels, "max_frames": part.max_frames}
     if isinstance(part, VideoFramesPart):
         frames = tuple(MediaRef(url, f"{param}.video.{k}") for k, url in enumerate(part.video))
-        return VideoRef(param, frames=frames, **options)
-    return VideoRef(param, url=part.video_url.url, **options)
+        return VideoRef(param, frames=frames, fps=part.fps, max_pixels=part.max_pixels, max_frames=part.max_frames)
+    return VideoRef(param, url=part.video_url.url, fps=part.fps, max_pixels=part.max_pixels, max_frames=part.max_frames)
 
 
 def videos_as_images(messages: list[Message], images: Sequence[T], videos: Sequence[Sequence[T]]) -> tuple[list[Message], list[T]]:

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import json
 import re
-from typing import Annotated, Any, Literal, Union
+from typing import Annotated, Any, Literal
 
 from pydantic import BaseModel, BeforeValidator, ConfigDict, Field, ValidationError, ValidationInfo, field_validator, model_validator
 
@@ -98,7 +98,7 @@ class VideoURLPart(_VideoOptions):
     video_url: Annotated[VideoURL, BeforeValidator(_url_object)]
 
 
-ContentPart = Annotated[Union[TextPart, ImageURLPart, VideoFramesPart, VideoURLPart], Field(discriminator="type")]
+ContentPart = Annotated[TextPart | ImageURLPart | VideoFramesPart | VideoURLPart, Field(discriminator="type")]
 
 
 class CalledFunction(_Request):
@@ -175,7 +175,7 @@ class JSONSchemaFormat(_Request):
     json_schema: JSONSchema
 
 
-ResponseFormat = Annotated[Union[TextFormat, JSONObjectFormat, JSONSchemaFormat], Field(discriminator="type")]
+ResponseFormat = Annotated[TextFormat | JSONObjectFormat | JSONSchemaFormat, Field(discriminator="type")]
 
 
 #: Fields with a meaning this server does not implement yet; any value but the default is refused.

@@ -6,6 +6,7 @@ import asyncio
 import re
 from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass
+from functools import partial
 from typing import TypeVar
 
 import numpy as np
@@ -87,7 +88,7 @@ class MediaLoader:
 
     async def fit(self, images: list[np.ndarray], sizes: list[tuple[int, int]]) -> list[np.ndarray]:
         """`images` scaled to `sizes` (width, height), those already at theirs unchanged."""
-        work = (_off_loop("messages", lambda image=image, size=size: _resized(image, size)) for image, size in zip(images, sizes, strict=True))
+        work = (_off_loop("messages", partial(_resized, image, size)) for image, size in zip(images, sizes, strict=True))
         return list(await asyncio.gather(*work))
 
     async def videos(self, refs: list[VideoRef], fps: float, max_frames: int | None, budget: RequestBudget | None = None) -> list[np.ndarray]:

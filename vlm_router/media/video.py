@@ -100,14 +100,15 @@ def _sample(container: av.container.InputContainer, stream: av.video.stream.Vide
     last_key: float | None = None  # of the last decoded keyframe
     longest_gop: float | None = None
     contiguous = False  # no seek since `last_key`
-    start = float(stream.start_time * stream.time_base) if stream.start_time is not None else 0.0
+    time_base = stream.time_base  # None where the stream has none: then it cannot seek, and decodes on
+    start = float(stream.start_time * time_base) if stream.start_time is not None and time_base is not None else 0.0
     half_frame = 0.5 / float(stream.average_rate) if stream.average_rate else 0.0
     context = stream.codec_context
     near = max(FULL_DECODE_S, FULL_DECODE_FRAMES * 2 * half_frame)
     for target in targets:
-        if _worth_seeking(target, position, last_key, longest_gop):
+        if time_base is not None and _worth_seeking(target, position, last_key, longest_gop):
             try:
-                container.seek(int((start + target) / stream.time_base), stream=stream, backward=True)
+                container.seek(int((start + target) / time_base), stream=stream, backward=True)
                 decoded, contiguous = container.decode(stream), False
             except av.FFmpegError:
                 pass  # not seekable: decode on
