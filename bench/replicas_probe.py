@@ -58,7 +58,7 @@ class Worker:
 
     def __init__(self, model: Path, threads: int | None) -> None:
         ov_config = {"INFERENCE_NUM_THREADS": threads} if threads else {}
-        spec = WorkerSpec("bench", str(model), "CPU", ov_config, SchedulerSettings().scheduler_config())
+        spec = WorkerSpec("bench", str(model), "CPU", FAMILY, ov_config, SchedulerSettings().scheduler_config())
         self._conn, child = SPAWN.Pipe()
         self._beats = SPAWN.Value("L", 0)  # kept alive: the child opens it after start() returns
         self.process = SPAWN.Process(target=worker_main, args=(child, spec, self._beats, 1.0), daemon=True)

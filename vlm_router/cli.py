@@ -1,4 +1,4 @@
-"""The `vlm-router` command: serve, plugins, make-tiny."""
+"""The `vlm-router` command: serve, plugins, devices, convert, make-tiny."""
 
 from __future__ import annotations
 

@@ -243,6 +243,24 @@ class Family(ABC):
         """
         return self
 
+    def load_pipeline(self, model_dir: str, device: str, properties: Mapping[str, Any], scheduler: Mapping[str, Any] | None) -> Any:
+        """The openvino-genai pipeline serving the model in `model_dir`, built in the model's worker process.
+
+        `properties` are the model's OpenVINO properties (`ov_config`); `scheduler` the `SchedulerConfig`
+        fields, or None when the model runs one request at a time (`continuous_batching` off). The default
+        builds `ContinuousBatchingPipeline`, or `VLMPipeline` without a scheduler. A family whose models need
+        another pipeline or settings of their own overrides it; the worker drives a pipeline with
+        `add_request` and `step` in batches, and any other through `generate`, one request at a time.
+        """
+        import openvino_genai
+
+        if scheduler is None:
+            return openvino_genai.VLMPipeline(model_dir, device, **properties)
+        config = openvino_genai.SchedulerConfig()
+        for name, value in scheduler.items():
+            setattr(config, name, value)
+        return openvino_genai.ContinuousBatchingPipeline(model_dir, config, device, dict(properties))
+
     def prepare_video(self, frames: np.ndarray) -> np.ndarray:
         """A video's `(frames, H, W, 3)` array as the model takes it natively (e.g. an even frame count)."""
         return frames

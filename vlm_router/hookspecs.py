@@ -26,8 +26,8 @@ hookspec = pluggy.HookspecMarker(PROJECT)
 def register_families(register: Callable[[Family], None]) -> None:
     """Register model families by calling `register(family)` once for each.
 
-    `family` is an instance of a `vlm_router.family.Family` subclass: it names the family and the
-    `model_type`s it serves, states its capabilities, builds prompts from OpenAI messages and creates
-    the OpenVINO pipeline for a model folder. Two families with the same name, or claiming the same
-    `model_type`, are a start-up error.
+    `family` is an instance of a `vlm_router.Family` subclass: it names the family and the
+    `model_type`s it serves, states its capabilities, builds prompts from OpenAI messages and builds
+    the OpenVINO pipeline for a model folder (`load_pipeline`, a default it may override). Two
+    families with the same name, or claiming the same `model_type`, are a start-up error.
     """

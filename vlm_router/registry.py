@@ -206,7 +206,7 @@ class ModelHandle:
             ov_config.setdefault("CACHE_DIR", str(compiled_folder(self._server.cache_dir, self.name)))  # the model's own wins
         if not ov_config.get("CACHE_DIR", True):  # "" turns the cache off for this model
             del ov_config["CACHE_DIR"]
-        return WorkerSpec(self.name, str(folder), self.config.device, ov_config, scheduler)
+        return WorkerSpec(self.name, str(folder), self.config.device, family, ov_config, scheduler)
 
     def _missing_family(self) -> str:
         return f"family '{self.config.family}' is not installed; installed: {', '.join(self._families.names())}"

@@ -1,7 +1,8 @@
 """The worker process: loads one model and serves the requests the router sends over a pipe.
 
-With a scheduler it runs `ContinuousBatchingPipeline` (add_request / step), so requests batch;
-without one it runs `VLMPipeline`, one request at a time. Either way the GIL-holding calls live
+The model's family builds the pipeline (`Family.load_pipeline`). One with `add_request` and `step`
+(`ContinuousBatchingPipeline`, the default with a scheduler) serves requests in batches; one with
+`generate` only (`VLMPipeline`) serves them one at a time. Either way the GIL-holding calls live
 here, never in the router's process.
 """
 
@@ -32,14 +33,15 @@ def main(conn: Connection, spec: WorkerSpec, beats: Any, beat_interval: float) -
     """Process entry point. Once loaded, `beats` (a shared counter) counts up every `beat_interval` seconds."""
     signal.signal(signal.SIGINT, signal.SIG_IGN)  # the router decides when workers stop
     try:
-        pipeline = _load(spec)
+        pipeline = spec.family.load_pipeline(spec.model_dir, spec.device, spec.ov_config, spec.scheduler)
     except Exception as exc:  # whatever the pipeline raises is reported, not a crash
         conn.send(LoadFailed(f"{type(exc).__name__}: {exc}"))
         return
     threading.Thread(target=_beat, args=(beats, beat_interval), name="heartbeat", daemon=True).start()
-    conn.send(Ready(pid=os.getpid(), batching=spec.scheduler is not None))
+    batching = hasattr(pipeline, "add_request")  # the family chose: batched steps, or one `generate` at a time
+    conn.send(Ready(pid=os.getpid(), batching=batching))
     budget = Budget(pipeline.get_tokenizer(), context_length(spec.model_dir))
-    serve = _Batching(pipeline, conn, budget) if spec.scheduler is not None else _Sequential(pipeline, conn, budget)
+    serve = _Batching(pipeline, conn, budget) if batching else _Sequential(pipeline, conn, budget)
     try:
         serve.run()
     except _Shutdown:
@@ -55,17 +57,6 @@ def _beat(beats: Any, interval: float) -> None:
     while True:
         beats.value += 1
         time.sleep(interval)
-
-
-def _load(spec: WorkerSpec) -> Any:
-    import openvino_genai
-
-    if spec.scheduler is None:
-        return openvino_genai.VLMPipeline(spec.model_dir, spec.device, **spec.ov_config)
-    scheduler = openvino_genai.SchedulerConfig()
-    for name, value in spec.scheduler.items():
-        setattr(scheduler, name, value)
-    return openvino_genai.ContinuousBatchingPipeline(spec.model_dir, scheduler, spec.device, spec.ov_config)
 
 
 def _tensors(arrays: list[np.ndarray]) -> list[Any]:

@@ -7,16 +7,21 @@ from typing import Any
 
 import numpy as np
 
+from ..family import Family
 from ..generation import Completion, Delta, SamplingParams
 
 
 @dataclass(frozen=True)
 class WorkerSpec:
-    """Everything a worker needs to load its model; `scheduler` is None for one request at a time."""
+    """Everything a worker needs to load its model; `scheduler` is None for one request at a time.
+
+    `family` travels to the worker process (pickled, its class imported there) and builds the pipeline.
+    """
 
     model: str
     model_dir: str
     device: str
+    family: Family
     ov_config: dict[str, Any] = field(default_factory=dict)
     scheduler: dict[str, Any] | None = None
 
