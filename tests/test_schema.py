@@ -85,3 +85,25 @@ def test_bare_image_url_string_and_token_limits():
     )
     assert request.messages[0].content[0].image_url.url == "http://x/y.png"
     assert request.token_limit == 5
+
+
+@pytest.mark.parametrize(
+    ("payload", "status", "param", "code", "message"),
+    [
+        ({"messages": [{"role": "user"}]}, 400, "messages.0.content", "invalid_value", "messages.0.content is required"),
+        (
+            {"messages": [{"role": "user", "content": "hi", "tool_calls": [{"id": "c", "function": {"name": "f", "arguments": "{}"}}]}]},
+            400, "messages.0.tool_calls", "invalid_value", "messages.0.tool_calls is only for assistant messages",
+        ),
+        ({"messages": [{"role": "user", "content": "hi"}], "logit_bias": {"1": 5}}, 400, "logit_bias", "unsupported_parameter", "'logit_bias' is not supported by this server"),
+        (
+            {"messages": [{"role": "user", "content": "hi"}], "top_logprobs": 2}, 400, "top_logprobs", "unsupported_parameter",
+            "'top_logprobs' is not supported by this server: openvino-genai reports the chosen token's log-probability only (use logprobs)",
+        ),
+    ],
+    ids=["missing-content", "misplaced-tool-calls", "unsupported-field", "unsupported-with-why"],
+)
+def test_checks_across_fields_are_typed_errors_naming_the_field(payload, status, param, code, message):
+    with pytest.raises(APIError) as caught:
+        parse_request(payload)
+    assert (caught.value.status, caught.value.param, caught.value.code, caught.value.message) == (status, param, code, message)

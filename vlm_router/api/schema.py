@@ -7,9 +7,19 @@ import re
 from typing import Annotated, Any, Literal
 
 from pydantic import BaseModel, BeforeValidator, ConfigDict, Field, ValidationError, ValidationInfo, field_validator, model_validator
+from pydantic_core import PydanticCustomError
 
 from .errors import APIError
 from .json_schema import check_schema
+
+#: Error types of the checks across fields, each naming its `field` in the error's context; what the
+#: message says of a field that is missing or misplaced.
+_MISSING, _MISPLACED, _UNSUPPORTED = "missing_field", "misplaced_field", "unsupported_field"
+_PLACEMENT = {_MISSING: "is required", _MISPLACED: "is only for assistant messages"}
+
+
+def _unsupported(field: str) -> PydanticCustomError:
+    return PydanticCustomError(_UNSUPPORTED, "'{field}' is not supported by this server", {"field": field})
 
 
 class _Request(BaseModel):
@@ -125,9 +135,9 @@ class ChatMessage(_Request):
     @model_validator(mode="after")
     def _content_or_calls(self) -> ChatMessage:
         if self.content is None and not (self.role == "assistant" and self.tool_calls):
-            raise ValueError("missing:content")
+            raise PydanticCustomError(_MISSING, "{field} " + _PLACEMENT[_MISSING], {"field": "content"})
         if self.tool_calls and self.role != "assistant":
-            raise ValueError("misplaced:tool_calls")
+            raise PydanticCustomError(_MISPLACED, "{field} " + _PLACEMENT[_MISPLACED], {"field": "tool_calls"})
         return self
 
 
@@ -213,11 +223,11 @@ class ChatCompletionRequest(_Request):
     def _refuse_unsupported(self) -> ChatCompletionRequest:
         for name, value in (self.model_extra or {}).items():
             if name in UNSUPPORTED and value not in _NEUTRAL:
-                raise ValueError(f"unsupported:{name}")
+                raise _unsupported(name)
         if self.top_logprobs:
-            raise ValueError("unsupported:top_logprobs")
+            raise _unsupported("top_logprobs")
         if self.tool_choice not in (None, "none", "auto"):
-            raise ValueError("unsupported:tool_choice")
+            raise _unsupported("tool_choice")
         return self
 
     @property
@@ -257,15 +267,12 @@ def parse_request(payload: Any) -> ChatCompletionRequest:
 
 def _to_api_error(exc: ValidationError) -> APIError:
     error = max(exc.errors(), key=lambda e: len(e["loc"]))
-    message = str(error["msg"])
-    if message.startswith(("Value error, missing:", "Value error, misplaced:")):
-        place = ".".join(str(p) for p in error["loc"][:2]) + "." + message.rsplit(":", 1)[1]
-        what = "is required" if "missing:" in message else "is only for assistant messages"
-        return APIError(400, f"{place} {what}", param=place, code="invalid_value")
-    if message.startswith("Value error, unsupported:"):
-        field = message.rsplit(":", 1)[1]
-        detail = _UNSUPPORTED_WHY.get(field, "")
-        return APIError(400, f"'{field}' is not supported by this server{detail}", param=field, code="unsupported_parameter")
+    message, field = str(error["msg"]), str((error.get("ctx") or {}).get("field"))
+    if error["type"] in _PLACEMENT:
+        place = ".".join(str(p) for p in error["loc"][:2]) + "." + field
+        return APIError(400, f"{place} {_PLACEMENT[error['type']]}", param=place, code="invalid_value")
+    if error["type"] == _UNSUPPORTED:
+        return APIError(400, message + _UNSUPPORTED_WHY.get(field, ""), param=field, code="unsupported_parameter")
     param = _param(error["loc"])
     if error["type"] == "extra_forbidden":
         return APIError(400, f"unknown field '{param}'", param=param, code="invalid_request")
