@@ -11,7 +11,7 @@ import numpy as np
 
 from ..config import MediaConfig, VideoSupport
 from ..conversation import ToolCall
-from ..family import Capabilities, CapabilityError
+from ..family import Capabilities, CapabilityError, PixelRange
 from ..media import MediaError
 from ..media.images import Sizer
 from ..media.loader import MediaLoader, RequestBudget
@@ -103,7 +103,7 @@ async def prepare(loader: MediaLoader, media: MediaConfig, handle: ModelHandle, 
     _check_request(handle, request, len(images), len(videos))
     _check_shapes(handle, caps, images + videos, [r.param for r in conversation.images] + [r.param for r in conversation.videos])
     messages = conversation.messages
-    ranges = [caps.pixel_range(r.detail, r.max_pixels, r.min_pixels) for r in conversation.resolutions]
+    ranges = _pixel_ranges(caps, conversation.resolutions)
     if caps.video is VideoSupport.FRAMES:
         frames = [[(frame, caps.pixel_range()) for frame in video] for video in videos]
         messages, ordered = videos_as_images(messages, list(zip(images, ranges)), frames)
@@ -117,11 +117,16 @@ async def prepare(loader: MediaLoader, media: MediaConfig, handle: ModelHandle, 
     return Prepared(engine, prompt, images, videos, family.parse_tool_calls if tools else None)
 
 
+def _pixel_ranges(caps: Capabilities, resolutions: list[Resolution]) -> list[PixelRange]:
+    """Each image's pixel range: the model's budget as the client's `detail`, `max_pixels` and `min_pixels` narrow it."""
+    return [caps.pixel_range(r.detail, r.max_pixels, r.min_pixels) for r in resolutions]
+
+
 def _decode_sizes(caps: Capabilities | None, resolutions: list[Resolution]) -> list[Sizer] | None:
     """The size to decode each image at, within its pixel range, once the model's capabilities are known."""
     if caps is None:
         return None
-    return [partial(caps.scaled_size, pixels=caps.pixel_range(r.detail, r.max_pixels, r.min_pixels)) for r in resolutions]
+    return [partial(caps.scaled_size, pixels=pixels) for pixels in _pixel_ranges(caps, resolutions)]
 
 
 async def _videos(loader: MediaLoader, handle: ModelHandle, conversation: Conversation, budget: RequestBudget) -> list[np.ndarray]:

@@ -267,7 +267,7 @@ def parse_request(payload: Any) -> ChatCompletionRequest:
 
 def _to_api_error(exc: ValidationError) -> APIError:
     error = max(exc.errors(), key=lambda e: len(e["loc"]))
-    message, field = str(error["msg"]), str((error.get("ctx") or {}).get("field"))
+    message, field = str(error["msg"]), str((error.get("ctx") or {}).get("field", ""))
     if error["type"] in _PLACEMENT:
         place = ".".join(str(p) for p in error["loc"][:2]) + "." + field
         return APIError(400, f"{place} {_PLACEMENT[error['type']]}", param=place, code="invalid_value")
