@@ -25,7 +25,8 @@ import time
 from pathlib import Path
 from typing import Any
 
-from plugins.qwen2_vl import Qwen2VLFamily
+from vlm_router.default_plugins.qwen2_vl import Qwen2VLFamily
+
 from vlm_router.config import SchedulerSettings
 from vlm_router.conversation import Message, Text
 

@@ -38,8 +38,8 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
+from vlm_router.default_plugins.qwen2_vl import Qwen2VLFamily
 
-from plugins.qwen2_vl import Qwen2VLFamily
 from vlm_router.config import SchedulerSettings
 from vlm_router.conversation import Image, Message, Text
 from vlm_router.generation import SamplingParams

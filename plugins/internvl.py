@@ -113,10 +113,11 @@ class InternVLFamily(Family):
         """
         import transformers
 
-        from plugins.llava import llama_tokenizer
-        from plugins.phi3_v import tiny_phi3_text
-        from plugins.remote_code import internvl_chat
         from vlm_router.tiny import auto_map, save_checkpoint, seeded
+
+        from .llava import llama_tokenizer
+        from .phi3_v import tiny_phi3_text
+        from .remote_code import internvl_chat
 
         tokenizer, ids = llama_tokenizer(
             SPECIAL_TOKENS, eos_token="<|endoftext|>", pad_token="<|endoftext|>", chat_template=CHAT_TEMPLATE

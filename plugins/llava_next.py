@@ -6,17 +6,18 @@ from collections.abc import Callable, Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
-from plugins.llava import (
+from vlm_router import hookimpl
+from vlm_router.config import VideoSupport
+from vlm_router.conversation import Image, Message, Text
+from vlm_router.family import Capabilities, Family
+
+from .llava import (
     CONFIG_ARGS,
     IMAGE_TAG,
     PROCESSOR_ARGS,
     SPECIAL_TOKENS,
     llama_tokenizer,
 )
-from vlm_router import hookimpl
-from vlm_router.config import VideoSupport
-from vlm_router.conversation import Image, Message, Text
-from vlm_router.family import Capabilities, Family
 
 # The chat template published with llava-hf/llava-v1.6-mistral-7b-hf. It has no generation prompt:
 # a prompt ends with the last user turn's ` [/INST]`.

@@ -6,17 +6,18 @@ from collections.abc import Callable, Mapping
 from pathlib import Path
 from typing import Any
 
-from plugins.llava import (
+from vlm_router import hookimpl
+from vlm_router.config import VideoSupport
+from vlm_router.family import Capabilities, Family
+
+from .llava import (
     CONFIG_ARGS,
     IMAGE_TAG,
     PROCESSOR_ARGS,
     LlavaFamily,
     llama_tokenizer,
 )
-from plugins.llava_next import PINPOINTS
-from vlm_router import hookimpl
-from vlm_router.config import VideoSupport
-from vlm_router.family import Capabilities, Family
+from .llava_next import PINPOINTS
 
 VIDEO_TAG = "<video>"
 SPECIAL_TOKENS = ("<unk>", "<s>", "</s>", VIDEO_TAG, IMAGE_TAG, "<pad>")

@@ -67,9 +67,10 @@ class MiniCPMVFamily(Family):
 
         The checkpoint carries `plugins/remote_code/minicpmv.py` as its modeling code.
         """
-        from plugins.qwen2_vl import qwen_tokenizer
-        from plugins.remote_code import minicpmv
         from vlm_router.tiny import TINY_VOCAB, auto_map, save_checkpoint, seeded
+
+        from .qwen2_vl import qwen_tokenizer
+        from .remote_code import minicpmv
 
         tokenizer, ids = qwen_tokenizer(SPECIAL_TOKENS, TINY_VOCAB)
         tokenizer.chat_template = CHAT_TEMPLATE

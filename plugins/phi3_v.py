@@ -67,9 +67,10 @@ class Phi3VisionFamily(Family):
         """
         import transformers
 
-        from plugins.llava import llama_tokenizer
-        from plugins.remote_code import phi3_v
         from vlm_router.tiny import auto_map, save_checkpoint, seeded
+
+        from .llava import llama_tokenizer
+        from .remote_code import phi3_v
 
         tokenizer, ids = llama_tokenizer(
             SPECIAL_TOKENS, eos_token="<|endoftext|>", pad_token="<|endoftext|>", chat_template=CHAT_TEMPLATE

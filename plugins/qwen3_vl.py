@@ -7,12 +7,13 @@ from collections.abc import Callable, Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
-from plugins.qwen2_vl import IMAGE_TOKENS, Qwen2VLFamily, qwen_tokenizer, render_part, token_ids
 from vlm_router import hookimpl
 from vlm_router.config import VideoSupport
 from vlm_router.conversation import Message, ToolCall
 from vlm_router.family import Capabilities, Family
 from vlm_router.tool_calls import parse_tagged_calls
+
+from .qwen2_vl import IMAGE_TOKENS, Qwen2VLFamily, qwen_tokenizer, render_part, token_ids
 
 #: Qwen3-VL's special tokens, in the order of their ids (151643...) in the published tokenizer.
 SPECIAL_TOKENS = (

@@ -89,10 +89,32 @@ def test_dockerfile_copies_what_exists_and_every_package(dockerfile):
     assert copied
     missing = [source for source in copied if not (ROOT / source).exists()]
     assert not missing, f"{dockerfile} copies what the build context lacks: {missing}"
-    packages = pyproject()["tool"]["setuptools"]["packages"]["find"]["include"]
-    assert packages
-    for package in packages:
-        assert package.rstrip("*") in copied, f"{dockerfile} does not copy the package {package}"
+    for folder in package_folders():
+        assert folder in copied, f"{dockerfile} does not copy the package folder {folder}"
+
+
+def package_folders() -> set[str]:
+    """The top-level folders the installed packages come from, `package-dir` mappings followed."""
+    setuptools = pyproject()["tool"]["setuptools"]
+    mapped = setuptools.get("package-dir", {})
+    folders = set()
+    for package in setuptools["packages"]:
+        root = next((folder for name, folder in mapped.items() if package == name or package.startswith(name + ".")), package)
+        folders.add(root.split("/")[0].split(".")[0])
+    return folders
+
+
+def test_every_package_folder_is_installed():
+    """Each folder with an `__init__.py` under the package folders is a listed package, so a fresh install has it."""
+    setuptools = pyproject()["tool"]["setuptools"]
+    reverse = {folder: name for name, folder in setuptools.get("package-dir", {}).items()}
+    found = set()
+    for folder in package_folders():
+        for init in (ROOT / folder).rglob("__init__.py"):
+            parts = init.parent.relative_to(ROOT).parts
+            found.add(".".join([reverse.get(parts[0], parts[0]), *parts[1:]]))
+    assert found == set(setuptools["packages"])
+    assert "plugins" not in found, "the built-in families install under vlm_router, not as a top-level `plugins`"
 
 
 @pytest.mark.parametrize("dockerfile", DOCKERFILES)

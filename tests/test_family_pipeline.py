@@ -7,8 +7,8 @@ from typing import Any
 
 import httpx
 import pytest
+from vlm_router.default_plugins.qwen2_vl import Qwen2VLFamily
 
-from plugins.qwen2_vl import Qwen2VLFamily
 from vlm_router import hookimpl
 from vlm_router.api.app import create_app
 from vlm_router.plugins import load_families, plugin_manager

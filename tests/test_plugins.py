@@ -1,8 +1,8 @@
 """Plugin loading: entry points, third-party families, conflicts."""
 
 import pytest
+from vlm_router.default_plugins.qwen2_vl import Qwen2VLFamily
 
-from plugins.qwen2_vl import Qwen2VLFamily
 from vlm_router import hookimpl
 from vlm_router.family import Capabilities
 from vlm_router.plugins import PluginError, load_families, plugin_manager

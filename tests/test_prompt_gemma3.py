@@ -1,6 +1,6 @@
 """Gemma 3 prompts beyond the published-template cases: string content trimmed, every system part kept."""
 
-from plugins.gemma3 import CHAT_TEMPLATE, Gemma3Family
+from vlm_router.default_plugins.gemma3 import CHAT_TEMPLATE, Gemma3Family
 
 from .chat_templates import conversation, render, text
 

@@ -1,6 +1,6 @@
 """LLaVA-1.5 prompts beyond the published-template cases of test_prompt_templates."""
 
-from plugins.llava import LlavaFamily
+from vlm_router.default_plugins.llava import LlavaFamily
 
 from .chat_templates import conversation
 

@@ -1,8 +1,7 @@
 """LLaVA-NeXT prompts beyond the published-template cases: text the template drops, and which checkpoints it serves."""
 
 import pytest
-
-from plugins.llava_next import LlavaNextFamily
+from vlm_router.default_plugins.llava_next import LlavaNextFamily
 
 from .chat_templates import conversation, text
 

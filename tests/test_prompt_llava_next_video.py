@@ -1,8 +1,7 @@
 """LLaVA-NeXT-Video prompts beyond the published-template cases: string content, reserved tags, checkpoints."""
 
 import pytest
-
-from plugins.llava_next_video import LlavaNextVideoFamily
+from vlm_router.default_plugins.llava_next_video import LlavaNextVideoFamily
 
 from .chat_templates import conversation
 

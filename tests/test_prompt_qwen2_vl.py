@@ -1,6 +1,6 @@
 """Qwen2-VL prompts: what the template does with a developer message, and the tags client text may not use."""
 
-from plugins.qwen2_vl import CHAT_TEMPLATE, Qwen2VLFamily
+from vlm_router.default_plugins.qwen2_vl import CHAT_TEMPLATE, Qwen2VLFamily
 
 from .chat_templates import conversation, render
 

@@ -3,8 +3,8 @@
 import json
 
 import pytest
+from vlm_router.default_plugins.qwen3_vl import CHAT_TEMPLATE, Qwen3VLFamily
 
-from plugins.qwen3_vl import CHAT_TEMPLATE, Qwen3VLFamily
 from vlm_router.api.messages import to_conversation
 from vlm_router.api.schema import parse_request
 

@@ -5,8 +5,8 @@ import json
 import openai
 import pytest
 from openai.types.chat import ChatCompletion, ChatCompletionChunk
+from vlm_router.default_plugins.qwen3_vl import Qwen3VLFamily
 
-from plugins.qwen3_vl import Qwen3VLFamily
 from vlm_router.api.replies import Reply, _Chunks, complete
 from vlm_router.generation import Completion, Delta
 
