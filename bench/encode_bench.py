@@ -37,9 +37,8 @@ import numpy as np
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
-from vlm_router.default_plugins.qwen2_vl import Qwen2VLFamily  # noqa: E402
-
 from vlm_router.conversation import Image, Message, Text  # noqa: E402
+from vlm_router.default_plugins.qwen2_vl import Qwen2VLFamily  # noqa: E402
 
 DEFAULT_SIZES = (224, 336, 392, 448, 504, 560, 672)
 

@@ -25,10 +25,9 @@ import time
 from pathlib import Path
 from typing import Any
 
-from vlm_router.default_plugins.qwen2_vl import Qwen2VLFamily
-
 from vlm_router.config import SchedulerSettings
 from vlm_router.conversation import Message, Text
+from vlm_router.default_plugins.qwen2_vl import Qwen2VLFamily
 
 PROMPT = Qwen2VLFamily().build_prompt([Message("user", [Text("Tell me a long story about a lighthouse keeper.")])])
 #: (label, scheduler fields changed from the worker's defaults, OpenVINO properties)

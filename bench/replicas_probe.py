@@ -38,14 +38,13 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
-from vlm_router.default_plugins.qwen2_vl import Qwen2VLFamily
 
 from vlm_router.config import SchedulerSettings
 from vlm_router.conversation import Image, Message, Text
+from vlm_router.default_plugins.qwen2_vl import Qwen2VLFamily
 from vlm_router.generation import SamplingParams
 from vlm_router.worker.process import main as worker_main
-from vlm_router.worker.protocol import Failed, Finished, Generate, Ready, WorkerSpec
-from vlm_router.worker.protocol import Text as TextMessage
+from vlm_router.worker.protocol import Failed, Finished, Generate, GeneratedText, Ready, WorkerSpec
 
 SPAWN = multiprocessing.get_context("spawn")
 FAMILY = Qwen2VLFamily()
@@ -82,7 +81,7 @@ class Worker:
             except (EOFError, OSError):
                 return
             now = time.perf_counter()
-            if isinstance(message, TextMessage):
+            if isinstance(message, GeneratedText):
                 self.deltas.setdefault(message.id, []).append(now)
             elif isinstance(message, (Finished, Failed)):
                 assert isinstance(message, Finished), message

@@ -324,6 +324,7 @@ class Baseline:
 
     def __init__(self, model_dir: Path, max_tokens: int) -> None:
         import openvino_genai
+
         from vlm_router.default_plugins.qwen2_vl import Qwen2VLFamily
 
         started = time.perf_counter()

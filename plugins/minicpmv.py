@@ -3,12 +3,8 @@
 from __future__ import annotations
 
 from collections.abc import Callable, Sequence
-from pathlib import Path
 
-from vlm_router import hookimpl
-from vlm_router.config import VideoSupport
-from vlm_router.conversation import Image, Message, Text
-from vlm_router.family import Capabilities, Family
+from vlm_router import Capabilities, Family, Image, Message, Text, VideoSupport, hookimpl
 
 #: The model's `chat()` writes `(<image>./</image>)`; its processor replaces that whole string, brackets
 #: included, with the image's slices. openvino-genai replaces `<image>./</image>` only, so the prompt
@@ -17,19 +13,6 @@ IMAGE_TAG = "<image>./</image>"
 #: The side of the square area MiniCPM-V encodes the whole image and each slice at (`scale_resolution`).
 SLICE = 448
 DEFAULT_SYSTEM = "You are a helpful assistant."
-#: Qwen2's special tokens, then those MiniCPM-V-2.6 adds.
-SPECIAL_TOKENS = (
-    "<|endoftext|>", "<|im_start|>", "<|im_end|>", "<image>", "</image>", "<ref>", "</ref>", "<box>", "</box>",
-    "<quad>", "</quad>", "<point>", "</point>", "<slice>", "</slice>", "<image_id>", "</image_id>", "<unk>",
-)  # fmt: skip
-
-# The chat template published with openbmb/MiniCPM-V-2_6 (tokenizer_config.json, Qwen2's).
-CHAT_TEMPLATE = (
-    "{% for message in messages %}{% if loop.first and messages[0]['role'] != 'system' %}"
-    "{{ '<|im_start|>system\nYou are a helpful assistant.<|im_end|>\n' }}{% endif %}"
-    "{{'<|im_start|>' + message['role'] + '\n' + message['content'] + '<|im_end|>' + '\n'}}{% endfor %}"
-    "{% if add_generation_prompt %}{{ '<|im_start|>assistant\n' }}{% endif %}"
-)
 
 
 def content(message: Message) -> str:
@@ -58,37 +41,6 @@ class MiniCPMVFamily(Family):
         out.extend(f"<|im_start|>{message.role}\n{content(message)}<|im_end|>\n" for message in messages)
         out.append("<|im_start|>assistant\n")
         return "".join(out)
-
-    def tiny_model_types(self) -> dict[str, tuple[str, ...]]:
-        return {"minicpmv": ("tiny",)}
-
-    def build_tiny(self, model_type: str, out_dir: Path, preset: str = "tiny") -> None:
-        """MiniCPM-V-2.6's layout and image geometry (448-pixel slices, 64 queries each) at a few MB.
-
-        The checkpoint carries `plugins/remote_code/minicpmv.py` as its modeling code.
-        """
-        from vlm_router.tiny import TINY_VOCAB, auto_map, save_checkpoint, seeded
-
-        from .qwen2_vl import qwen_tokenizer
-        from .remote_code import minicpmv
-
-        tokenizer, ids = qwen_tokenizer(SPECIAL_TOKENS, TINY_VOCAB)
-        tokenizer.chat_template = CHAT_TEMPLATE
-        config = minicpmv.MiniCPMVConfig(
-            vision_config={"hidden_size": 32, "intermediate_size": 64, "num_hidden_layers": 2, "num_attention_heads": 2,
-                           "image_size": 980, "patch_size": 14},
-            vocab_size=TINY_VOCAB, hidden_size=64, intermediate_size=128, num_hidden_layers=2, num_attention_heads=4,
-            num_key_value_heads=2, max_position_embeddings=32768, rope_theta=1000000.0,
-            bos_token_id=ids["<|endoftext|>"], eos_token_id=ids["<|im_end|>"],
-            auto_map=auto_map(minicpmv, AutoConfig="MiniCPMVConfig", AutoModel="MiniCPMV", AutoModelForCausalLM="MiniCPMV"),
-        )  # fmt: skip
-        with seeded():
-            model = minicpmv.MiniCPMV(config).eval()
-        save_checkpoint(model, tokenizer, out_dir, code=minicpmv)
-        # openvino-genai slices and normalizes images by preprocessor_config.json; optimum-cli copies it into the
-        # export only if AutoImageProcessor loads it, hence its class and `auto_map`
-        processor = minicpmv.MiniCPMVImageProcessor(auto_map=auto_map(minicpmv, AutoImageProcessor="MiniCPMVImageProcessor"))
-        processor.save_pretrained(out_dir)
 
 
 @hookimpl

@@ -4,10 +4,13 @@ from __future__ import annotations
 
 import asyncio
 import base64
+import fcntl
 import functools
 import hashlib
 import http.server
+import importlib.util
 import io
+import json
 import socket
 import sys
 import threading
@@ -27,8 +30,8 @@ from PIL import Image
 
 from vlm_router.api.app import SERVICE, create_app
 from vlm_router.config import RouterConfig, parse_config
-from vlm_router.plugins import load_families
-from vlm_router.tiny import make_tiny
+from vlm_router.plugins import load_families, load_tiny_models
+from vlm_router.tiny import TinyModel, make_tiny
 
 ROOT = Path(__file__).resolve().parent.parent
 #: The `vlm-router` command, run by this interpreter.
@@ -37,7 +40,8 @@ CLI = [sys.executable, "-m", "vlm_router"]
 
 def _models_dir(plugin: str) -> Path:
     """A cache of tiny models keyed by the code that builds them, so reruns skip the build."""
-    sources = [ROOT / "vlm_router" / "tiny.py", *sorted((ROOT / "plugins").rglob("*.py"))]
+    sources = [ROOT / "vlm_router" / name for name in ("tiny.py", "convert.py", "uncapped_export.py")]
+    sources += sorted((ROOT / "plugins" / "tiny").rglob("*.py"))
     digest = hashlib.sha256(b"".join(p.read_bytes() for p in sources)).hexdigest()[:12]
     return ROOT / "tests" / ".tiny-models" / f"{plugin}-{digest}"
 
@@ -46,11 +50,30 @@ def _models_dir(plugin: str) -> Path:
 _MODEL_FIXTURES = {"tiny_model", "tiny_models", "tiny_qwen"}
 
 
+#: What a test marked `convert` needs: the conversion stack of the `convert` extra (optimum-cli comes with optimum-intel).
+_CONVERT_MODULES = ("torch", "transformers", "optimum.intel")
+
+
+def _missing_convert_module() -> str | None:
+    """The first module of the `convert` extra that is not installed, or None (nothing is imported)."""
+    for module in _CONVERT_MODULES:
+        try:
+            if importlib.util.find_spec(module) is None:
+                return module
+        except ModuleNotFoundError:  # its parent package is missing
+            return module
+    return None
+
+
 def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
-    """Mark every test that runs a real pipeline `e2e`, so that `-m "not e2e"` is the fast lane."""
+    """Mark every test that runs a real pipeline `e2e`, so that `-m "not e2e"` is the fast lane; skip the
+    tests marked `convert` where the `convert` extra is not installed."""
+    missing = _missing_convert_module()
     for item in items:
         if _MODEL_FIXTURES & set(getattr(item, "fixturenames", ())):
             item.add_marker(pytest.mark.e2e)
+        if missing and item.get_closest_marker("convert"):
+            item.add_marker(pytest.mark.skip(reason=f"needs the convert extra ({missing} is not installed): pip install -e '.[convert,test]'"))
 
 
 @pytest.fixture(scope="session")
@@ -59,9 +82,25 @@ def families():
 
 
 @pytest.fixture(scope="session")
-def tiny_model(families) -> Callable[[str], Path]:
+def tiny_builders() -> dict[str, TinyModel]:
+    return load_tiny_models()
+
+
+def _build(builders: dict[str, TinyModel], model_type: str, out_dir: Path, **options: Any) -> Path:
+    """`make_tiny` under a lock file, so that test runs side by side build each model once; a skip when a model
+    is not cached and the `convert` extra that builds it is not installed."""
+    if not out_dir.is_dir() and (missing := _missing_convert_module()):
+        pytest.skip(f"building tiny models needs the convert extra ({missing} is not installed): pip install -e '.[convert,test]'")
+    out_dir.parent.mkdir(parents=True, exist_ok=True)
+    with open(out_dir.parent / f".{out_dir.name}.lock", "w") as lock:
+        fcntl.flock(lock, fcntl.LOCK_EX)
+        return make_tiny(builders, model_type, out_dir, **options)
+
+
+@pytest.fixture(scope="session")
+def tiny_model(tiny_builders) -> Callable[[str], Path]:
     """The OpenVINO folder of a tiny `model_type` model, built on first use (cached by source hash)."""
-    return functools.cache(lambda model_type: make_tiny(families, model_type, _models_dir(model_type) / model_type))
+    return functools.cache(lambda model_type: _build(tiny_builders, model_type, _models_dir(model_type) / model_type))
 
 
 @pytest.fixture(scope="session")
@@ -71,14 +110,14 @@ def tiny_qwen(tiny_model) -> Path:
 
 
 @pytest.fixture(scope="session")
-def tiny_models(families) -> dict[str, Path]:
+def tiny_models(tiny_builders) -> dict[str, Path]:
     """OpenVINO folders of a tiny model of every buildable type, and the Qwen2-VL Hugging Face checkpoint."""
     qwen = _models_dir("qwen2_vl")
     return {
-        "qwen2_vl": make_tiny(families, "qwen2_vl", qwen / "qwen2_vl"),
-        "qwen2_5_vl": make_tiny(families, "qwen2_5_vl", qwen / "qwen2_5_vl"),
-        "qwen2_vl_hf": make_tiny(families, "qwen2_vl", qwen / "qwen2_vl_hf", hf_only=True),
-        **{t: make_tiny(families, t, _models_dir(t) / t) for t in ("llava", "llava_next", "llava_next_video", "gemma3", "qwen3_vl")},
+        "qwen2_vl": _build(tiny_builders, "qwen2_vl", qwen / "qwen2_vl"),
+        "qwen2_5_vl": _build(tiny_builders, "qwen2_5_vl", qwen / "qwen2_5_vl"),
+        "qwen2_vl_hf": _build(tiny_builders, "qwen2_vl", qwen / "qwen2_vl_hf", hf_only=True),
+        **{t: _build(tiny_builders, t, _models_dir(t) / t) for t in ("llava", "llava_next", "llava_next_video", "gemma3", "qwen3_vl")},
     }
 
 
@@ -267,7 +306,8 @@ async def open_stream(session: aiohttp.ClientSession, server: Server, model: str
     assert response.status == 200
     while True:
         line = (await asyncio.wait_for(response.content.readline(), 60)).decode()
-        if line.startswith("data: ") and '"content": "' in line and '"content": ""' not in line:
+        assert line, "the stream ended before its first text"  # at its end readline() returns b"" at once: no loop forever
+        if line.startswith("data: {") and any(choice["delta"].get("content") for choice in json.loads(line[6:]).get("choices", ())):
             return response
 
 

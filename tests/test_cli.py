@@ -27,7 +27,7 @@ def test_plugins_lists_families_with_capabilities():
     assert "qwen2_vl" in result.stdout
     assert "model types: qwen2_vl, qwen2_5_vl" in result.stdout
     assert "video: native" in result.stdout
-    assert "engine: continuous batching" in result.stdout
+    assert "batching: continuous" in result.stdout
     assert "make-tiny --family qwen2_vl: presets tiny, 2b" in result.stdout
     listed = dict(_sections(result.stdout))
     assert {"qwen2_vl", "qwen3_vl", "phi3_v", "internvl_chat", "minicpmv", "llava", "llava_next", "llava_next_video", "gemma3"} <= set(listed)
@@ -78,9 +78,12 @@ def test_serve_answers_the_openai_client_with_images(tmp_path, tiny_models):
             model="demo",
             messages=[user(image_part(data_url(png_bytes())), image_part(data_url(png_bytes(color=(0, 90, 0)))), "Compare.")],
             max_tokens=8,
+            extra_body={"ignore_eos": True},
         )
+        text_only = client.chat.completions.create(model="demo", messages=[user("Compare.")], max_tokens=1)
         assert answer.choices[0].message.content
-        assert answer.usage.completion_tokens <= 8 and answer.usage.prompt_tokens > 20
+        assert answer.usage.completion_tokens == 8 and answer.choices[0].finish_reason == "length"
+        assert answer.usage.prompt_tokens > text_only.usage.prompt_tokens, "the two images are in the prompt"
     finally:
         process.terminate()
         output, _ = process.communicate(timeout=30)
@@ -131,6 +134,7 @@ def test_convert_exports_a_checkpoint_into_a_folder_that_serves(tmp_path, tiny_m
         assert client.chat.completions.create(model="m", messages=[{"role": "user", "content": "Hi"}], max_tokens=3).choices[0].message.content
 
 
+@pytest.mark.convert
 def test_convert_failure_leaves_no_partial_folder(tmp_path):
     (tmp_path / "broken").mkdir()
     (tmp_path / "broken" / "config.json").write_text("{}")

@@ -15,15 +15,17 @@ import textwrap
 import tomllib
 from pathlib import Path
 
+import httpx
 import pytest
 import yaml
 from dockerfile_parse import DockerfileParser
 from packaging.specifiers import SpecifierSet
 
+from vlm_router.api.app import create_app
 from vlm_router.cli import parser as cli_parser
 from vlm_router.config import load_config, parse_config
 
-from .conftest import MediaServer
+from .conftest import ServerThread
 
 ROOT = Path(__file__).resolve().parent.parent
 DOCKERFILES = ("docker/Dockerfile", "docker/Dockerfile.gpu")
@@ -182,16 +184,17 @@ def run_healthcheck(command: list[str], port: int) -> int:
 
 
 @pytest.mark.parametrize("dockerfile", DOCKERFILES)
-def test_healthcheck_asks_health_directly_and_fails_when_nothing_answers(dockerfile):
+def test_healthcheck_asks_ready_directly_and_fails_until_ready_or_when_nothing_answers(dockerfile, families, tmp_path):
+    """Healthy means ready: a server whose eager model is not loaded (here it cannot be) fails the check, though its /health answers."""
     command = healthcheck_command(dockerfile)
-    server = MediaServer()  # answers /health, and 404 to any other path
-    server.files["/health"] = (b'{"status": "ok"}', "application/json")
-    port = int(server.url.rsplit(":", 1)[1])
-    try:
-        assert run_healthcheck(command, port) == 0
-    finally:
-        server.close()
-    assert run_healthcheck(command, port) != 0
+    lazy = parse_config({"models": [{"name": "m", "path": str(tmp_path / "missing")}]})
+    with ServerThread(create_app(lazy, families)) as server:
+        assert run_healthcheck(command, server.port) == 0
+    eager = parse_config({"models": [{"name": "m", "path": str(tmp_path / "missing"), "load": "eager"}]})
+    with ServerThread(create_app(eager, families)) as server:
+        assert httpx.get(server.url + "/health").status_code == 200
+        assert run_healthcheck(command, server.port) != 0
+    assert run_healthcheck(command, server.port) != 0
 
 
 # --- compose -------------------------------------------------------------------------------------
@@ -296,7 +299,11 @@ def test_compose_gpu_variant_passes_the_gpu_in():
 
 @pytest.mark.parametrize("dockerfile", DOCKERFILES)
 def test_compose_health_check_is_the_images(dockerfile):
-    assert service("compose.yaml")["healthcheck"]["test"][1:] == healthcheck_command(dockerfile)
+    check = service("compose.yaml")["healthcheck"]
+    assert check["test"][1:] == healthcheck_command(dockerfile)
+    (value,) = values(dockerfile, "HEALTHCHECK")
+    options = dict(re.findall(r"--([\w-]+)=(\S+)", value[: value.index("CMD")]))
+    assert {key.replace("-", "_"): value for key, value in options.items()} == {key: str(value) for key, value in check.items() if key != "test"}
     assert "healthcheck" not in service("compose.gpu.yaml", {"RENDER_GID": "992"})
 
 
@@ -401,12 +408,15 @@ def test_documented_setup_sh_commands_keep_their_variables():
         if ". docker/setup.sh" in line
     ]
     assert len(lines) >= 4
+    checked = 0
     for line in lines:
         assert not re.search(r"\w+=\S*\s+\.\s+docker/setup\.sh", line), line
         setup = line.split(" && docker ")[0]
         exported = sourced("bash", setup.replace(". docker/setup.sh", ":"))
         for name, value in re.findall(r"(\w+)=(\S+)", setup):
             assert exported[name].rstrip("/") == value, line
+            checked += 1
+    assert checked, f"no documented command sets a variable before sourcing setup.sh: {lines}"
 
 
 def test_image_name_from_setup_sh():
@@ -479,7 +489,7 @@ def test_deployment_doc_objects_fit_together_and_the_server():
     (container,) = template["spec"]["containers"]
     ports = {port["name"]: port["containerPort"] for port in container["ports"]}
     assert ports == {"http": 9764}
-    assert all(port["targetPort"] in (*ports, 9764) for port in service_["spec"]["ports"])
+    assert service_["spec"]["ports"] and all(port["targetPort"] in (*ports, 9764) for port in service_["spec"]["ports"])
     assert container["livenessProbe"]["httpGet"]["path"] == "/health"
 
     config = parse_config(yaml.safe_load(k8s["ConfigMap"]["data"]["models.yaml"]), "ConfigMap models.yaml")
@@ -487,9 +497,9 @@ def test_deployment_doc_objects_fit_together_and_the_server():
     (model,) = config.models
     assert model.load == "eager"
 
-    probe = container["readinessProbe"]["exec"]["command"]
-    compile(probe[-1], "readinessProbe", "exec")
-    assert f"/v1/models/{model.name}" in probe[-1] and "VLM_API_KEYS" in probe[-1]
+    readiness = container["readinessProbe"]["httpGet"]
+    assert (readiness["path"], readiness["port"]) == ("/ready", "http"), "ready once the eager model has loaded; no key needed"
+    assert container["livenessProbe"]["httpGet"]["port"] == "http"
     assert [e["name"] for e in container["env"]] == ["VLM_API_KEYS"] and container["env"][0]["valueFrom"]["secretKeyRef"]
 
     volumes = {volume["name"]: volume for volume in template["spec"]["volumes"]}

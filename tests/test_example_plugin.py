@@ -10,6 +10,8 @@ from vlm_router.api.app import create_app
 
 from .conftest import ServerThread, data_url, image_part, png_bytes, router_config, user
 
+pytest.importorskip("vlm_router_brief", reason="needs the example plugin installed: pip install -e examples/vlm-router-brief")
+
 
 def test_installed_example_registers_its_family(families):
     assert families.plugin_of["qwen2_vl_brief"] == "brief"

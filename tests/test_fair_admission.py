@@ -8,9 +8,9 @@ from typing import Any
 
 import numpy as np
 import openvino_genai
-from vlm_router.default_plugins.qwen2_vl import Qwen2VLFamily
 
 from vlm_router.conversation import Image, Message, Text
+from vlm_router.default_plugins.qwen2_vl import Qwen2VLFamily
 from vlm_router.generation import SamplingParams
 from vlm_router.worker.budget import Budget
 from vlm_router.worker.process import _Batching, _Shutdown

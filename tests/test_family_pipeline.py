@@ -7,10 +7,10 @@ from typing import Any
 
 import httpx
 import pytest
-from vlm_router.default_plugins.qwen2_vl import Qwen2VLFamily
 
 from vlm_router import hookimpl
 from vlm_router.api.app import create_app
+from vlm_router.default_plugins.qwen2_vl import Qwen2VLFamily
 from vlm_router.plugins import load_families, plugin_manager
 
 from .conftest import ServerThread, router_config, user

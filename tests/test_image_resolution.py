@@ -8,11 +8,11 @@ from dataclasses import replace
 
 import openai
 import pytest
+
+from vlm_router.api.app import create_app
 from vlm_router.default_plugins.internvl import InternVLFamily
 from vlm_router.default_plugins.minicpmv import MiniCPMVFamily
 from vlm_router.default_plugins.qwen2_vl import Qwen2VLFamily
-
-from vlm_router.api.app import create_app
 from vlm_router.family import Capabilities, PixelRange
 
 from . import published_image_tokens

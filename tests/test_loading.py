@@ -7,6 +7,9 @@ import openai
 import pytest
 
 from vlm_router.api.app import SERVICE, create_app
+from vlm_router.api.models import ModelCard
+from vlm_router.progress import Progress
+from vlm_router.registry import ModelRegistry, ModelState
 
 from .conftest import data_url, image_part, png_bytes, router_config, user
 
@@ -29,17 +32,39 @@ async def ask(client, model, *parts, **kw):
     return await client.chat.completions.create(model=model, messages=[user(*parts or ("hi",))], **kw)
 
 
+async def watch(client, model: str, request: asyncio.Future) -> list[tuple[str, dict | None]]:
+    """The model's `state` and `loading` as /v1/models shows them until `request` is done, each change once."""
+    seen: list[tuple[str, dict | None]] = []
+    while not request.done():
+        card = (await states(client))[model]
+        if not seen or seen[-1] != (card["state"], card["loading"]):
+            seen.append((card["state"], card["loading"]))
+        await asyncio.sleep(0.02)
+    return seen
+
+
 async def test_lazy_load_moves_from_not_loaded_to_ready(aiohttp_server, families, tiny_models):
     _, client = await start(aiohttp_server, families, [{"name": "m", "path": str(tiny_models["qwen2_vl"])}])
-    assert (await states(client))["m"]["state"] == "not_loaded"
+    assert (await states(client))["m"]["loading"] is None
     request = asyncio.ensure_future(ask(client, "m"))
-    seen = set()
-    while not request.done():
-        seen.add((await states(client))["m"]["state"])
-        await asyncio.sleep(0.02)
+    seen = await watch(client, "m", request)
     assert (await request).choices[0].message.content
-    assert "loading" in seen, "the server answers /v1/models while the model loads"
+    assert ("loading", {"phase": "compiling", "progress": None}) in seen, "the server answers /v1/models while the worker compiles the model"
+    assert {state for state, _ in seen} <= {"not_loaded", "loading", "ready"}
+    assert all(loading is None for state, loading in seen if state != "loading")
     assert (await states(client))["m"]["state"] == "ready"
+
+
+def test_a_downloads_share_shows_in_the_model_card(families):
+    handle = ModelRegistry(router_config([{"name": "m", "source": "OpenVINO/m-ov"}]), families).handles[0]
+    handle.state, handle.progress = ModelState.LOADING, Progress("m")
+    handle.progress.begin("downloading", total=2000, done=200)
+    handle.progress.advance(901)
+    assert ModelCard.of(handle).model_dump(mode="json")["loading"] == {"phase": "downloading", "progress": 0.451}
+    handle.progress.begin("compiling")
+    assert ModelCard.of(handle).model_dump(mode="json")["loading"] == {"phase": "compiling", "progress": None}
+    handle.state = ModelState.READY
+    assert ModelCard.of(handle).loading is None
 
 
 async def test_ten_concurrent_first_requests_cause_one_load(aiohttp_server, families, tiny_models):
@@ -123,8 +148,10 @@ async def test_source_entry_is_converted_on_first_use(aiohttp_server, families, 
         server={"cache_dir": str(tmp_path / "cache")},
     )
     assert (await states(client))["converted"]["family"] == "qwen2_vl", "family read from the source folder"
-    answer = await ask(client, "converted", image_part(data_url(png_bytes())), "Describe.")
-    assert answer.choices[0].message.content
+    request = asyncio.ensure_future(ask(client, "converted", image_part(data_url(png_bytes())), "Describe."))
+    phases = [loading["phase"] for state, loading in await watch(client, "converted", request) if state == "loading" and loading["phase"]]
+    assert (await request).choices[0].message.content
+    assert list(dict.fromkeys(phases)) == ["converting", "compiling"]
     converted = list((tmp_path / "cache").glob("*/int8/openvino_language_model.xml"))
     assert len(converted) == 1
     assert not list((tmp_path / "cache").glob("*/*.partial"))

@@ -12,10 +12,10 @@ from collections.abc import Iterator
 import httpx
 import pytest
 from PIL import Image
-from vlm_router.default_plugins.qwen2_vl import IMAGE_TOKENS, Qwen2VLFamily
 
 from vlm_router.api.app import create_app
 from vlm_router.config import MediaConfig
+from vlm_router.default_plugins.qwen2_vl import IMAGE_TOKENS, Qwen2VLFamily
 from vlm_router.family import Capabilities
 from vlm_router.media import MediaError
 from vlm_router.media.fetch import MediaFetcher

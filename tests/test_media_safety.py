@@ -307,7 +307,8 @@ async def test_compressed_bodies_are_not_expanded():
             assert await fetcher.download(url + "/bomb.png", 2**20) == bomb
         finally:
             await fetcher.close()
-        assert (await refusal(url + "/bomb.png", allowed_hosts=["127.0.0.1"], max_image_bytes=2**20)).status == 400  # not an image
+        error = await refusal(url + "/bomb.png", allowed_hosts=["127.0.0.1"], max_image_bytes=2**20)
+        assert (error.status, error.code) == (400, "invalid_media") and "not a supported image format" in error.message, error.message  # read as sent
 
 
 @pytest.mark.parametrize("style", ["no answer", "trickle"])

@@ -1,11 +1,11 @@
-"""Plugin loading: entry points, third-party families, conflicts."""
+"""Plugin loading: entry points, third-party families and tiny models, conflicts."""
 
 import pytest
-from vlm_router.default_plugins.qwen2_vl import Qwen2VLFamily
 
-from vlm_router import hookimpl
+from vlm_router import Family, TinyModel, hookimpl
+from vlm_router.default_plugins.qwen2_vl import Qwen2VLFamily
 from vlm_router.family import Capabilities
-from vlm_router.plugins import PluginError, load_families, plugin_manager
+from vlm_router.plugins import PluginError, load_families, load_tiny_models, plugin_manager
 
 
 class EchoFamily(Qwen2VLFamily):
@@ -93,3 +93,47 @@ def test_the_plugin_api_is_one_import():
     example = Path(__file__).parent.parent / "examples/vlm-router-brief/vlm_router_brief/__init__.py"
     imported = {node.module for node in ast.walk(ast.parse(example.read_text())) if isinstance(node, ast.ImportFrom) and node.module and node.module.startswith("vlm_router")}
     assert imported == {"vlm_router"}
+
+
+def test_builtin_families_are_serving_code_and_tiny_models_a_plugin_of_their_own():
+    """Every built-in model type has a tiny model, registered by the `tiny_models` plugin, not by its family."""
+    families = load_families()
+    manager = plugin_manager()
+    tiny = load_tiny_models(manager)
+    assert set(tiny) == {t for f in families.families.values() for t in f.model_types}
+    assert manager.get_name(manager.hook.register_tiny_models.get_hookimpls()[0].plugin) == "tiny_models"
+    assert all(type(f).build_tiny is Family.build_tiny for f in families.families.values())
+    assert tiny["qwen2_vl"].presets == ("tiny", "2b")
+
+
+def test_a_family_building_its_own_tiny_model_still_works_with_a_deprecation_warning(tmp_path):
+    class OldStyle(EchoFamily):
+        def tiny_model_types(self):
+            return {"echo_vl": ("tiny",)}
+
+        def build_tiny(self, model_type, out_dir, preset="tiny"):
+            (out_dir / "built").write_text(f"{model_type} {preset}")
+
+    class OldPlugin:
+        @hookimpl
+        def register_families(self, register):
+            register(OldStyle())
+
+    manager = plugin_manager()
+    manager.register(OldPlugin(), name="old")
+    with pytest.warns(DeprecationWarning, match="register_tiny_models"):
+        tiny = load_tiny_models(manager)
+    tiny["echo_vl"].build(tmp_path, "tiny")
+    assert (tmp_path / "built").read_text() == "echo_vl tiny"
+
+
+def test_a_tiny_model_registered_twice_is_refused():
+    class Twice:
+        @hookimpl
+        def register_tiny_models(self, register):
+            register(TinyModel("qwen2_vl", ("tiny",), lambda out_dir, preset: None))
+
+    manager = plugin_manager()
+    manager.register(Twice(), name="twice")
+    with pytest.raises(PluginError, match="'qwen2_vl' is registered by both"):
+        load_tiny_models(manager)

@@ -1,8 +1,8 @@
 """Gemma 3 prompts beyond the published-template cases: string content trimmed, every system part kept."""
 
-from vlm_router.default_plugins.gemma3 import CHAT_TEMPLATE, Gemma3Family
-
-from .chat_templates import conversation, render, text
+from vlm_router.default_plugins.gemma3 import Gemma3Family
+from vlm_router.default_plugins.tiny.gemma3 import CHAT_TEMPLATE
+from vlm_router.testing import conversation, render, text
 
 
 def test_string_content_is_trimmed_as_the_template_does():

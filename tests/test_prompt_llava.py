@@ -1,8 +1,7 @@
 """LLaVA-1.5 prompts beyond the published-template cases of test_prompt_templates."""
 
 from vlm_router.default_plugins.llava import LlavaFamily
-
-from .chat_templates import conversation
+from vlm_router.testing import conversation
 
 
 def test_string_content_reads_as_one_text_part():

@@ -1,9 +1,9 @@
 """LLaVA-NeXT prompts beyond the published-template cases: text the template drops, and which checkpoints it serves."""
 
 import pytest
-from vlm_router.default_plugins.llava_next import LlavaNextFamily
 
-from .chat_templates import conversation, text
+from vlm_router.default_plugins.llava_next import LlavaNextFamily
+from vlm_router.testing import conversation, text
 
 
 def test_string_content_reads_as_one_text_part():

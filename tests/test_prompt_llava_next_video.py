@@ -1,9 +1,9 @@
 """LLaVA-NeXT-Video prompts beyond the published-template cases: string content, reserved tags, checkpoints."""
 
 import pytest
-from vlm_router.default_plugins.llava_next_video import LlavaNextVideoFamily
 
-from .chat_templates import conversation
+from vlm_router.default_plugins.llava_next_video import LlavaNextVideoFamily
+from vlm_router.testing import conversation
 
 
 def test_string_content_reads_as_one_text_part():

@@ -1,8 +1,8 @@
 """Qwen2-VL prompts: what the template does with a developer message, and the tags client text may not use."""
 
-from vlm_router.default_plugins.qwen2_vl import CHAT_TEMPLATE, Qwen2VLFamily
-
-from .chat_templates import conversation, render
+from vlm_router.default_plugins.qwen2_vl import Qwen2VLFamily
+from vlm_router.default_plugins.tiny.qwen2_vl import CHAT_TEMPLATE
+from vlm_router.testing import conversation, render
 
 
 def test_developer_role_is_a_system_prompt():

@@ -3,12 +3,12 @@
 import json
 
 import pytest
-from vlm_router.default_plugins.qwen3_vl import CHAT_TEMPLATE, Qwen3VLFamily
 
 from vlm_router.api.messages import to_conversation
 from vlm_router.api.schema import parse_request
-
-from .chat_templates import IMG, conversation, hf_messages, render, text
+from vlm_router.default_plugins.qwen3_vl import Qwen3VLFamily
+from vlm_router.default_plugins.tiny.qwen3_vl import CHAT_TEMPLATE
+from vlm_router.testing import IMG, conversation, hf_messages, render, text
 
 
 def test_no_default_system_prompt():

@@ -8,13 +8,13 @@ tests/test_remote_code_families_e2e.py serves each through openvino-genai.
 import numpy as np
 import pytest
 
-from plugins import internvl, minicpmv, phi3_v
 from vlm_router.api.messages import videos_as_images
 from vlm_router.config import VideoSupport
 from vlm_router.conversation import Image, Message, Text, Video
+from vlm_router.default_plugins import internvl, minicpmv, phi3_v, tiny
 from vlm_router.family import CapabilityError
+from vlm_router.testing import IMG, conversation, render, text
 
-from .chat_templates import IMG, conversation, render, text
 from .conftest import user
 
 CASES = {
@@ -53,7 +53,7 @@ def written(messages: list[dict], contents: list[str]) -> list[dict]:
 
 @pytest.mark.parametrize("name", CASES)
 def test_phi3_v_matches_published_template(name):
-    expected = render(phi3_v.CHAT_TEMPLATE, written(CASES[name], PHI3_V[name]))
+    expected = render(tiny.phi3_v.CHAT_TEMPLATE, written(CASES[name], PHI3_V[name]))
     assert phi3_v.Phi3VisionFamily().build_prompt(conversation(CASES[name])) == expected
 
 
@@ -69,12 +69,12 @@ def test_phi3_v_frames_are_numbered_images():
 def test_minicpmv_matches_published_template(name):
     """The published template over chat()'s content; the processor then replaces `(<image>./</image>)`, brackets
     included, as openvino-genai replaces `<image>./</image>`."""
-    rendered = render(minicpmv.CHAT_TEMPLATE, written(CASES[name], MINICPMV[name]))
+    rendered = render(tiny.minicpmv.CHAT_TEMPLATE, written(CASES[name], MINICPMV[name]))
     expected = rendered.replace("(<image>./</image>)", "<image>./</image>")
     assert minicpmv.MiniCPMVFamily().build_prompt(conversation(CASES[name])) == expected
 
 
-LEGACY = internvl._LEGACY_SYSTEM
+LEGACY = internvl.LEGACY_SYSTEM
 
 
 @pytest.mark.parametrize(

@@ -2,19 +2,18 @@
 
 import pytest
 
-from plugins import gemma3, llava, llava_next, llava_next_video, qwen2_vl, qwen3_vl
+from vlm_router.default_plugins import gemma3, llava, llava_next, llava_next_video, qwen2_vl, qwen3_vl, tiny
 from vlm_router.family import Family
-
-from .chat_templates import CASES, VIDEO_CASES, conversation, hf_messages, render
+from vlm_router.testing import CASES, VIDEO_CASES, conversation, hf_messages, render
 
 #: family: (the family, its model's published template, the chats to check)
 FAMILIES: dict[str, tuple[Family, str, dict[str, list[dict]]]] = {
-    "qwen2_vl": (qwen2_vl.Qwen2VLFamily(), qwen2_vl.CHAT_TEMPLATE, {**CASES, **VIDEO_CASES}),
-    "qwen3_vl": (qwen3_vl.Qwen3VLFamily(), qwen3_vl.CHAT_TEMPLATE, {**CASES, **VIDEO_CASES}),
-    "llava": (llava.LlavaFamily(), llava.CHAT_TEMPLATE, CASES),
-    "llava_next": (llava_next.LlavaNextFamily(), llava_next.CHAT_TEMPLATE, CASES),
-    "llava_next_video": (llava_next_video.LlavaNextVideoFamily(), llava_next_video.CHAT_TEMPLATE, {**CASES, **VIDEO_CASES}),
-    "gemma3": (gemma3.Gemma3Family(), gemma3.CHAT_TEMPLATE, CASES),
+    "qwen2_vl": (qwen2_vl.Qwen2VLFamily(), tiny.qwen2_vl.CHAT_TEMPLATE, {**CASES, **VIDEO_CASES}),
+    "qwen3_vl": (qwen3_vl.Qwen3VLFamily(), tiny.qwen3_vl.CHAT_TEMPLATE, {**CASES, **VIDEO_CASES}),
+    "llava": (llava.LlavaFamily(), tiny.llava.CHAT_TEMPLATE, CASES),
+    "llava_next": (llava_next.LlavaNextFamily(), tiny.llava_next.CHAT_TEMPLATE, CASES),
+    "llava_next_video": (llava_next_video.LlavaNextVideoFamily(), tiny.llava_next_video.CHAT_TEMPLATE, {**CASES, **VIDEO_CASES}),
+    "gemma3": (gemma3.Gemma3Family(), tiny.gemma3.CHAT_TEMPLATE, CASES),
 }
 
 

@@ -25,12 +25,14 @@ def lines(caplog) -> list[logging.LogRecord]:
 @pytest.mark.parametrize("stream", [False, True])
 def test_the_clients_request_id_is_echoed_and_logged_with_model_tokens_and_timings(server, caplog, stream):
     caplog.set_level(logging.INFO, logger="vlm_router.requests")
-    answer = httpx.post(server.url + "/v1/chat/completions", json={**BODY, "stream": stream}, headers={"X-Request-ID": "trace-42"}, timeout=60)
+    body = {**BODY, "stream": stream, **({"stream_options": {"include_usage": True}} if stream else {})}
+    answer = httpx.post(server.url + "/v1/chat/completions", json=body, headers={"X-Request-ID": "trace-42"}, timeout=60)
     assert answer.status_code == 200 and answer.headers["X-Request-ID"] == "trace-42"
+    usage = json.loads(answer.text.split("\n\n")[-3].removeprefix("data: "))["usage"] if stream else answer.json()["usage"]
     (record,) = [r for r in lines(caplog) if r.fields["request_id"] == "trace-42"]
     fields = record.fields
     assert (fields["model"], fields["stream"], fields["status"], fields["path"]) == ("tiny-qwen2-vl", stream, 200, "/v1/chat/completions")
-    assert fields["prompt_tokens"] > 4 and fields["completion_tokens"] > 0
+    assert (fields["prompt_tokens"], fields["completion_tokens"]) == (usage["prompt_tokens"], usage["completion_tokens"])
     assert 0 <= fields["ttft_s"] <= fields["duration_s"]
     assert "Describe" not in record.getMessage() and "base64" not in record.getMessage(), "no prompt text or media"
 

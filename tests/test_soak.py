@@ -102,9 +102,10 @@ class Soak:
         async with session.post(self.url + "/v1/chat/completions", data=data, headers={"Content-Type": "application/json"}) as response:
             raw = await response.read()
         self.statuses[kind.name, response.status] += 1
-        if response.status not in kind.statuses and response.status not in (429, 503):
+        error = error_of(raw) if response.status >= 400 else {}
+        if response.status not in kind.statuses and not busy(response.status, error):
             self.failures.append(f"{kind.name}: {response.status} {raw[:300]!r}")
-        elif response.status >= 400 and set(json.loads(raw).get("error", {})) != ERROR_KEYS:
+        elif response.status >= 400 and set(error) != ERROR_KEYS:
             self.failures.append(f"{kind.name}: {response.status} without an OpenAI error body: {raw[:300]!r}")
 
     async def client(self, seed: int, deadline: float) -> None:
@@ -122,6 +123,23 @@ class Soak:
     async def run(self, seconds: float) -> None:
         deadline = time.monotonic() + seconds
         await asyncio.gather(self.watch(deadline), *(self.client(seed, deadline) for seed in range(CLIENTS)))
+
+
+def error_of(raw: bytes) -> dict[str, Any]:
+    """The `error` object of an answer's body; {} for a body that is not an OpenAI error."""
+    try:
+        body = json.loads(raw)
+    except ValueError:
+        return {}
+    error = body.get("error") if isinstance(body, dict) else None
+    return error if isinstance(error, dict) else {}
+
+
+def busy(status: int, error: dict[str, Any]) -> bool:
+    """The documented "busy" answers any request may get: a full queue (429), or no room to load a model (503)."""
+    if status == 429:
+        return error.get("code") == "model_overloaded"
+    return status == 503 and error.get("code") == "model_unavailable" and "busy" in str(error.get("message"))
 
 
 def rss_mb(pid: int) -> float:
@@ -160,6 +178,7 @@ def test_soak(serving):
     soak = Soak(url, process.pid)
     asyncio.run(soak.run(5))  # both models loaded, then their workers are the ones that must survive
     workers = set(children(process.pid))
+    assert len(workers) >= 2, f"both models' workers run: {workers}"
     soak = Soak(url, process.pid)
     asyncio.run(soak.run(SECONDS))
     summary = f"{sum(soak.statuses.values())} requests; {dict(soak.statuses)}; router {soak.router_mb:.0f} MB, worker {soak.worker_mb:.0f} MB"

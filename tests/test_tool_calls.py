@@ -5,9 +5,9 @@ import json
 import openai
 import pytest
 from openai.types.chat import ChatCompletion, ChatCompletionChunk
-from vlm_router.default_plugins.qwen3_vl import Qwen3VLFamily
 
 from vlm_router.api.replies import Reply, _Chunks, complete
+from vlm_router.default_plugins.qwen3_vl import Qwen3VLFamily
 from vlm_router.generation import Completion, Delta
 
 from .conftest import user
@@ -31,8 +31,10 @@ def test_offered_tools_and_tool_turns_reach_the_model(client):
     assert offered.usage.prompt_tokens > plain.usage.prompt_tokens + 50, "the tool list is in the prompt"
     declined = client.chat.completions.create(messages=[user("Weather in Paris?")], tools=[WEATHER], tool_choice="none", **kw)
     assert declined.usage.prompt_tokens == plain.usage.prompt_tokens
+    kw["extra_body"] = {"ignore_eos": True}
     answer = client.chat.completions.create(messages=CALLED, tools=[WEATHER], **kw)
-    assert answer.choices[0].message.content is not None and answer.choices[0].finish_reason in ("stop", "length")
+    assert answer.usage.prompt_tokens > offered.usage.prompt_tokens + 10, "the call and the tool's answer are in the prompt"
+    assert (answer.choices[0].finish_reason, answer.usage.completion_tokens) == ("length", 4)
     streamed = "".join(c.choices[0].delta.content or "" for c in client.chat.completions.create(messages=CALLED, tools=[WEATHER], stream=True, **kw) if c.choices)
     assert streamed == answer.choices[0].message.content
 

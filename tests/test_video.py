@@ -112,7 +112,6 @@ VIDEO = data_url(make_video(4), "video/mp4")
 
 def tokens(client, model: str, *parts) -> int:
     answer = client.chat.completions.create(model=model, messages=[user(*parts)], max_tokens=2, temperature=0)
-    assert answer.choices[0].message.content is not None
     return answer.usage.prompt_tokens
 
 
@@ -130,15 +129,18 @@ def test_string_max_pixels_shrinks_frames(client):
 
 
 def test_video_over_http(client, media_server):
-    media_server.files["/clip.webm"] = (make_video(2, "webm", "libvpx-vp9"), "video/webm")
-    assert tokens(client, "tiny-qwen2-vl", video_part(media_server.url + "/clip.webm", fps=2), "Describe.") > 20
+    clip = make_video(2, "webm", "libvpx-vp9")
+    media_server.files["/clip.webm"] = (clip, "video/webm")
+    by_url = tokens(client, "tiny-qwen2-vl", video_part(media_server.url + "/clip.webm", fps=2), "Describe.")
+    assert by_url == tokens(client, "tiny-qwen2-vl", video_part(data_url(clip, "video/webm"), fps=2), "Describe.")
+    assert by_url > tokens(client, "tiny-qwen2-vl", "Describe.")
 
 
 def test_frame_list_is_one_video(client):
     frames = {"type": "video", "video": [data_url(png_bytes(64, 48, (i * 40, 0, 0))) for i in range(4)]}
     as_video = tokens(client, "tiny-qwen2-vl", frames, "What happens?")
     assert as_video > tokens(client, "tiny-qwen2-vl", "What happens?")
-    assert tokens(client, "tiny-qwen2.5-vl", frames, "What happens?") > 20
+    assert tokens(client, "tiny-qwen2.5-vl", frames, "What happens?") > tokens(client, "tiny-qwen2.5-vl", "What happens?")
 
 
 def test_family_taking_video_as_frames_gets_images(client):

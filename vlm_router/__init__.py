@@ -10,6 +10,7 @@ import pluggy
 from .config import VideoSupport
 from .conversation import Image, Message, Part, Text, ToolCall, Video
 from .family import Capabilities, CapabilityError, Family, PixelRange
+from .tiny import TinyModel
 
 __version__ = "0.1.0"
 
@@ -25,6 +26,7 @@ __all__ = [
     "Part",
     "PixelRange",
     "Text",
+    "TinyModel",
     "ToolCall",
     "Video",
     "VideoSupport",

@@ -43,6 +43,9 @@ class ServerConfig(_Strict):
     api_keys: list[Annotated[str, Field(min_length=8)]] = Field(
         default_factory=list, description="Bearer tokens a client must send; none: no authentication. VLM_API_KEYS adds more."
     )
+    admin_keys: list[Annotated[str, Field(min_length=8)]] = Field(
+        default_factory=list, description="Bearer tokens of the /v1/admin/ endpoints; none: those answer 403. VLM_ADMIN_KEYS adds more."
+    )
     cors_origins: list[str] = Field(
         default_factory=list, description="Origins browsers may call from ('*' for any); none: requests with an Origin are refused (403)."
     )
@@ -259,6 +262,8 @@ def load_config(path: Path | None, env: Mapping[str, str] = os.environ) -> Route
             raw = yaml.safe_load(path.read_text())
         except OSError as exc:
             raise ConfigError(f"cannot read {path}: {exc.strerror}") from None
+        except UnicodeDecodeError as exc:
+            raise ConfigError(f"{path}: not UTF-8 text (byte {exc.start})") from None
         except yaml.YAMLError as exc:
             raise ConfigError(f"{path}: not valid YAML: {exc}") from None
         config = parse_config(raw, str(path))
@@ -282,8 +287,8 @@ def _resolve_paths(config: RouterConfig, base: Path) -> RouterConfig:
 def apply_environment(config: RouterConfig, env: Mapping[str, str]) -> RouterConfig:
     """Apply the original service's variables over the file.
 
-    `VLM_SERVICE_PORT` and `VLM_HOST` set the listening address, `VLM_API_KEYS` (comma-separated)
-    adds API keys; `VLM_DEVICE`,
+    `VLM_SERVICE_PORT` and `VLM_HOST` set the listening address, `VLM_API_KEYS` and `VLM_ADMIN_KEYS`
+    (comma-separated) add API keys and admin keys; `VLM_DEVICE`,
     `VLM_COMPRESSION_WEIGHT_FORMAT` and `VLM_SEED` apply to every model that does not set its own;
     `VLM_MODEL_NAME` selects a configured model (by name, alias or source) or adds it as a `source`
     entry, and makes it the default model. A variable set to an empty value counts as unset, as
@@ -296,9 +301,10 @@ def apply_environment(config: RouterConfig, env: Mapping[str, str]) -> RouterCon
         server["port"] = _env_int(env, "VLM_SERVICE_PORT")
     if "VLM_HOST" in env:
         server["host"] = env["VLM_HOST"]
-    if "VLM_API_KEYS" in env:
-        keys = [key.strip() for key in env["VLM_API_KEYS"].split(",") if key.strip()]
-        server["api_keys"] = [*server.get("api_keys", []), *keys]
+    for variable, field in (("VLM_API_KEYS", "api_keys"), ("VLM_ADMIN_KEYS", "admin_keys")):
+        if variable in env:
+            keys = [key.strip() for key in env[variable].split(",") if key.strip()]
+            server[field] = [*server.get(field, []), *keys]
     models: list[dict[str, Any]] = data.setdefault("models", [])
     name = env.get("VLM_MODEL_NAME", "").strip()
     if name:

@@ -161,22 +161,6 @@ class Capabilities:
             for (width, height), limits in zip(scaled, ranges)
         ]
 
-    def as_dict(self) -> dict[str, Any]:
-        return {
-            "images": self.images,
-            "max_images": self.max_images,
-            "video": self.video.value,
-            "max_frames": self.max_frames,
-            "video_fps": self.video_fps,
-            "max_aspect_ratio": self.max_aspect_ratio,
-            "max_image_pixels": self.max_image_pixels,
-            "min_image_pixels": self.min_image_pixels,
-            "low_detail_pixels": self.low_detail_pixels,
-            "image_grid": self.image_grid,
-            "image_tile": self.image_tile,
-            "max_request_image_pixels": self.max_request_image_pixels,
-        }
-
 
 def _coarse(cells: int) -> int:
     """`cells` rounded down to its three most significant bits."""
@@ -266,12 +250,9 @@ class Family(ABC):
         return frames
 
     def tiny_model_types(self) -> dict[str, tuple[str, ...]]:
-        """For each `model_type` `build_tiny` can make offline, its presets (`tiny` first)."""
+        """Deprecated (removed in 0.3), with `build_tiny`: register `TinyModel`s with the `register_tiny_models` hook."""
         return {}
 
     def build_tiny(self, model_type: str, out_dir: Path, preset: str = "tiny") -> None:
-        """Write a random-weight Hugging Face checkpoint of `model_type` into `out_dir`.
-
-        `tiny` is a model of a few MB for tests; other presets give a real model's shapes, for benchmarks.
-        """
+        """Deprecated (removed in 0.3): write a random-weight checkpoint of `model_type` into `out_dir`."""
         raise NotImplementedError(f"family '{self.name}' cannot build tiny models")

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import functools
+import warnings
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Any
@@ -10,10 +12,11 @@ import pluggy
 
 from . import hookspecs
 from .family import Family
+from .tiny import TinyModel
 
 
 class PluginError(Exception):
-    """Plugins disagree (a family name or model_type registered twice)."""
+    """Plugins disagree (a family name, or a model_type served or built, registered twice)."""
 
 
 @dataclass
@@ -73,3 +76,35 @@ def load_families(manager: pluggy.PluginManager | None = None) -> FamilyRegistry
     for impl in manager.hook.register_families.get_hookimpls():
         impl.function(register=lambda family, plugin=impl.plugin_name: registry.add(family, plugin))
     return registry
+
+
+def load_tiny_models(manager: pluggy.PluginManager | None = None) -> dict[str, TinyModel]:
+    """Every tiny model the plugins can build, by `model_type`."""
+    manager = manager or plugin_manager()
+    models: dict[str, TinyModel] = {}
+    by: dict[str, str] = {}
+
+    def add(model: TinyModel, plugin: str) -> None:
+        if model.model_type in models:
+            raise PluginError(f"tiny model '{model.model_type}' is registered by both '{by[model.model_type]}' and '{plugin}'")
+        models[model.model_type], by[model.model_type] = model, plugin
+
+    for impl in manager.hook.register_tiny_models.get_hookimpls():
+        impl.function(register=lambda model, plugin=impl.plugin_name: add(model, plugin))
+    for family in load_families(manager).families.values():
+        for model in _family_tiny_models(family):
+            add(model, f"family '{family.name}'")
+    return models
+
+
+def _family_tiny_models(family: Family) -> list[TinyModel]:
+    """The tiny models a family builds through `Family.build_tiny`, deprecated for the `register_tiny_models` hook."""
+    if type(family).build_tiny is Family.build_tiny:
+        return []
+    warnings.warn(
+        f"family '{family.name}' builds tiny models with Family.tiny_model_types/build_tiny, which will be removed in 0.3: "
+        "register them with the register_tiny_models hook (docs/tiny-models.md)",
+        DeprecationWarning,
+        stacklevel=2,
+    )
+    return [TinyModel(model_type, presets, functools.partial(family.build_tiny, model_type)) for model_type, presets in family.tiny_model_types().items()]

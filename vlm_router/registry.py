@@ -1,23 +1,22 @@
-"""Configured models: name to entry and family, lazy loading into worker processes, and unloading."""
+"""Configured models by name, each one's lifecycle (lazy load, admission, keep-alive, unload), and the server's limits on loaded ones."""
 
 from __future__ import annotations
 
 import asyncio
-import json
 import logging
 import time
-from collections.abc import Callable, Coroutine
+from collections.abc import Awaitable, Callable, Collection, Coroutine, Iterable
 from enum import Enum
-from pathlib import Path
 from typing import Any
 
+from . import loading
 from .config import ModelConfig, RouterConfig, ServerConfig
-from .convert import ConversionError, cache_folder, compiled_folder, convert, is_openvino_folder
 from .family import Capabilities, Family
+from .loading import LoadError
 from .plugins import FamilyRegistry
-from .worker.client import WorkerEngine, WorkerError
+from .progress import Progress
+from .worker.client import Worker, WorkerError
 from .worker.heap import HeapTrimmer
-from .worker.protocol import WorkerSpec
 
 log = logging.getLogger(__name__)
 
@@ -48,22 +47,33 @@ class Overloaded(ModelUnavailable):
     """Too many requests wait for this model."""
 
 
-class LoadError(Exception):
-    """Why a model could not be loaded, in words for its users."""
-
-
 class _NoRoom(Exception):
     """Every loaded model is busy, so none can be unloaded to make room."""
 
 
 class ModelHandle:
-    """One configured model and its lifecycle: not loaded, loading, ready (a worker runs it), failed."""
+    """One configured model and its lifecycle: not loaded, loading, ready (a worker runs it), failed.
 
-    def __init__(self, config: ModelConfig, families: FamilyRegistry, server: ServerConfig, registry: ModelRegistry) -> None:
+    `make_room` is awaited before a worker starts, to unload others until this model fits; `on_load` is
+    told the model's name and the seconds each load took; `trimmer` goes to the model's workers.
+    """
+
+    def __init__(
+        self,
+        config: ModelConfig,
+        families: FamilyRegistry,
+        server: ServerConfig,
+        *,
+        make_room: Callable[[ModelHandle], Awaitable[None]],
+        on_load: Callable[[str, float], None],
+        trimmer: HeapTrimmer | None = None,
+    ) -> None:
         self.config = config
         self._families = families
         self._server = server
-        self._registry = registry
+        self._make_room = make_room
+        self._on_load = on_load
+        self._trimmer = trimmer
         self.state = ModelState.NOT_LOADED
         self.error: str | None = None
         self.load_count = 0
@@ -72,15 +82,19 @@ class ModelHandle:
         self.created = int(time.time())
         self.last_used = 0.0
         self.memory_gb = 0.0
+        #: How far its latest load got: a `source:` download or conversion, then compiling (the worker starting).
+        self.progress: Progress | None = None
         self.in_flight = 0
-        self.family: Family | None = self._family_if_known()
-        self._engine: WorkerEngine | None = None
-        self._load_task: asyncio.Task[WorkerEngine] | None = None
+        self._no_requests = asyncio.Event()  # set while `in_flight` is 0, for `drain()`
+        self._no_requests.set()
+        self.family: Family | None = loading.known_family(config, families)
+        self._worker: Worker | None = None
+        self._load_task: asyncio.Task[Worker] | None = None
         self._failed_at = 0.0
         self._idle_timer: asyncio.TimerHandle | None = None
         self._tasks: set[asyncio.Task[Any]] = set()  # unloads and replacements in the background, held until they end
         if config.family is not None and self.family is None:
-            self._fail(self._missing_family())
+            self._fail(loading.missing_family(config, families))
 
     @property
     def name(self) -> str:
@@ -94,12 +108,17 @@ class ModelHandle:
 
     @property
     def occupies_memory(self) -> bool:
-        return self._engine is not None or self.state is ModelState.LOADING
+        return self._worker is not None or self.state is ModelState.LOADING
+
+    @property
+    def current_worker(self) -> Worker | None:
+        """The running worker while the model is loaded."""
+        return self._worker
 
     @property
     def worker_pid(self) -> int | None:
         """The worker process's id while the model is loaded."""
-        return None if self._engine is None else self._engine.pid
+        return None if self._worker is None else self._worker.pid
 
     @property
     def running(self) -> int:
@@ -114,43 +133,13 @@ class ModelHandle:
     @property
     def capacity(self) -> int:
         """Requests the worker runs at once."""
-        batching = self._engine.batching if self._engine is not None else self._batching(self.family)
+        batching = self._worker.batching if self._worker is not None else loading.uses_batching(self.config, self.family)
         return self.config.scheduler.max_num_seqs if batching else 1
 
-    def _batching(self, family: Family | None) -> bool:
-        """Continuous batching unless the entry or the family says otherwise (a family not known yet does not)."""
-        if self.config.scheduler.continuous_batching is not None:
-            return self.config.scheduler.continuous_batching
-        return family is None or family.continuous_batching
-
-    def _family_if_known(self) -> Family | None:
-        """The family, when the entry names an installed one or its folder already says which."""
-        if self.config.family is not None:
-            return self._families.get(self.config.family)
-        folder = self.config.path
-        if folder is None and self.config.source and Path(self.config.source).is_dir():
-            folder = Path(self.config.source)
-        try:
-            return self._detect(folder) if folder is not None else None
-        except LoadError:
-            return None
-
-    def _detect(self, folder: Path) -> Family:
-        """The family serving the model in `folder`, by its `config.json`."""
-        config = _model_config(folder)
-        family = self._families.for_config(config)
-        if family is None:
-            architectures = f" or architectures {config['architectures']}" if config.get("architectures") else ""
-            raise LoadError(
-                f"no installed family serves model_type '{config.get('model_type')}'{architectures}; installed families: "
-                + ", ".join(f"{f.name} ({', '.join(f.model_types)})" for f in self._families.families.values())
-            )
-        return family
-
-    async def engine(self) -> WorkerEngine:
+    async def worker(self) -> Worker:
         """The running worker, started first if needed; concurrent callers share one load."""
-        if self._engine is not None:
-            return self._engine
+        if self._worker is not None:
+            return self._worker
         if self.state is ModelState.FAILED:
             wait = self._failed_at + self._server.load_retry_s - time.monotonic()
             if wait > 0:
@@ -164,22 +153,23 @@ class ModelHandle:
         except _NoRoom as exc:
             raise ModelUnavailable(str(exc), retry_after=5) from None
 
-    async def _load(self) -> WorkerEngine:
+    async def _load(self) -> Worker:
         self.state, self.error = ModelState.LOADING, None
         self.load_count += 1
         started = time.monotonic()
         try:
             if self.config.family is not None and self.family is None:
-                raise LoadError(self._missing_family())
-            folder = await self._model_folder()
-            family = self.family = _for_model(self.family or self._detect(folder), folder)
-            self.memory_gb = _weights_gb(folder) + self.config.scheduler.cache_size_gb
-            await self._registry.make_room(self)
+                raise LoadError(loading.missing_family(self.config, self._families))
+            self.progress = Progress(self.name)
+            folder = await loading.model_folder(self.config, self._server.cache_dir, self.progress)
+            family = self.family = loading.family_for_model(self.family or loading.detect_family(self._families, folder), folder)
+            self.memory_gb = loading.weights_gb(folder) + self.config.scheduler.cache_size_gb
+            await self._make_room(self)
+            self.progress.begin("compiling")
             log.info("loading model '%s' from %s", self.name, folder)
-            engine = WorkerEngine(
-                self._spec(family, folder), self._worker_exited, self._server.worker_stall_timeout_s, self._registry.trimmer
-            )
-            await engine.start(self._server.worker_start_timeout_s)
+            spec = loading.worker_spec(self.config, self._server, family, folder)
+            worker = Worker(spec, self._worker_exited, self._server.worker_stall_timeout_s, self._trimmer)
+            await worker.start(self._server.worker_start_timeout_s)
         except _NoRoom:
             self.state, self._load_task = ModelState.NOT_LOADED, None
             raise
@@ -188,48 +178,18 @@ class ModelHandle:
             self._fail(message)
             self._load_task = None
             raise LoadError(message) from None
-        self._engine, self.state = engine, ModelState.READY
+        self._worker, self.state = worker, ModelState.READY
         self.last_used = time.monotonic()
         seconds = self.last_used - started
-        mode = "continuous batching" if engine.batching else "one request at a time"
-        log.info("model '%s' ready in %.1f s (worker %d, %s)", self.name, seconds, engine.pid, mode)
-        if self._registry.on_load is not None:
-            self._registry.on_load(self.name, seconds)
-        return engine
-
-    def _spec(self, family: Family, folder: Path) -> WorkerSpec:
-        scheduler = self.config.scheduler.scheduler_config() if self._batching(family) else None
-        ov_config = dict(self.config.ov_config)
-        cache = self._server.compile_cache
-        # auto: CPU compiles a model faster than it reads one back (docs/benchmarks.md); GPU and NPU do not
-        if cache is True or (cache == "auto" and not self.config.device.upper().startswith("CPU")):
-            ov_config.setdefault("CACHE_DIR", str(compiled_folder(self._server.cache_dir, self.name)))  # the model's own wins
-        if not ov_config.get("CACHE_DIR", True):  # "" turns the cache off for this model
-            del ov_config["CACHE_DIR"]
-        return WorkerSpec(self.name, str(folder), self.config.device, family, ov_config, scheduler)
-
-    def _missing_family(self) -> str:
-        return f"family '{self.config.family}' is not installed; installed: {', '.join(self._families.names())}"
+        mode = "continuous batching" if worker.batching else "one request at a time"
+        log.info("model '%s' ready in %.1f s (worker %d, %s)", self.name, seconds, worker.pid, mode)
+        self._on_load(self.name, seconds)
+        return worker
 
     def _fail(self, message: str) -> None:
         self.state, self.error, self._failed_at = ModelState.FAILED, message, time.monotonic()
         self.load_failures += 1
         log.error("model '%s' failed to load: %s", self.name, message)
-
-    async def _model_folder(self) -> Path:
-        if self.config.path is not None:
-            if not is_openvino_folder(self.config.path):
-                raise LoadError(f"{self.config.path} is not an OpenVINO model folder (no openvino_language_model.xml)")
-            return self.config.path
-        source = self.config.source or ""
-        if is_openvino_folder(Path(source)):
-            return Path(source)
-        out = cache_folder(self._server.cache_dir, source, self.config.weight_format)
-        log.info("converting '%s' to %s in %s", source, self.config.weight_format.value, out)
-        try:
-            return await convert(source, out, self.config.weight_format, self.config.trust_remote_code)
-        except (ConversionError, OSError) as exc:
-            raise LoadError(str(exc)) from None
 
     def admit(self) -> None:
         """Count a request in flight until `release()`; past the running ones plus `max_waiting`, raise `Overloaded`.
@@ -243,6 +203,7 @@ class ModelHandle:
                 retry_after=1,
             )
         self.in_flight += 1
+        self._no_requests.clear()
         if self._idle_timer is not None:
             self._idle_timer.cancel()
 
@@ -251,6 +212,7 @@ class ModelHandle:
         self.in_flight -= 1
         self.last_used = time.monotonic()
         if self.in_flight == 0:
+            self._no_requests.set()
             self._recycle_if_grown()
         if self.in_flight == 0 and self.config.keep_alive_s is not None:
             loop = asyncio.get_running_loop()
@@ -258,7 +220,7 @@ class ModelHandle:
 
     def _expire(self) -> None:
         """The keep-alive timer ran out with no request in between: unload in the background."""
-        if self.in_flight == 0 and self._engine is not None:
+        if self.in_flight == 0 and self._worker is not None:
             log.info("model '%s' idle for %.0f s: unloading", self.name, time.monotonic() - self.last_used)
             self._in_background(self.unload())
 
@@ -269,26 +231,26 @@ class ModelHandle:
         KV cache) is not freed when they end; only a new process gives it back. The size once loaded
         would not do: the weights are mapped from disk and come in with the first requests.
         """
-        engine, limit = self._engine, self.config.recycle_growth_gb
-        rss = None if engine is None or limit is None else engine.rss
-        if engine is None or limit is None or rss is None:
+        worker, limit = self._worker, self.config.recycle_growth_gb
+        rss = None if worker is None or limit is None else worker.rss
+        if worker is None or limit is None or rss is None:
             return
-        if engine.warm_rss is None:
-            engine.warm_rss = rss
+        if worker.warm_rss is None:
+            worker.warm_rss = rss
             return
-        if rss - engine.warm_rss < limit * 1e9:
+        if rss - worker.warm_rss < limit * 1e9:
             return
         log.info(
             "model '%s': worker %s holds %.2f GB, %.2f GB more than once warm: replacing it to give the memory back",
-            self.name, engine.pid, rss / 1e9, (rss - engine.warm_rss) / 1e9,
+            self.name, worker.pid, rss / 1e9, (rss - worker.warm_rss) / 1e9,
         )  # fmt: skip
-        self._in_background(self._replace(engine))
+        self._in_background(self._replace(worker))
 
-    async def _replace(self, engine: WorkerEngine) -> None:
-        """Stop `engine` if it is still this model's and idle, then start a new worker."""
-        if engine is self._engine and self.in_flight == 0:
+    async def _replace(self, worker: Worker) -> None:
+        """Stop `worker` if it is still this model's and idle, then start a new one."""
+        if worker is self._worker and self.in_flight == 0:
             await self.unload()
-            await self.engine()
+            await self.worker()
 
     def _in_background(self, job: Coroutine[Any, Any, Any]) -> None:
         task = asyncio.get_running_loop().create_task(job)
@@ -302,12 +264,12 @@ class ModelHandle:
 
     async def unload(self, grace: float = UNLOAD_GRACE_S) -> None:
         """Stop the worker (killed after `grace` s); its memory returns to the system and the next request loads the model again."""
-        engine, self._engine, self._load_task = self._engine, None, None
+        worker, self._worker, self._load_task = self._worker, None, None
         if self._idle_timer is not None:
             self._idle_timer.cancel()
-        if engine is not None:
+        if worker is not None:
             self.state, self.error = ModelState.NOT_LOADED, None
-            await engine.stop(grace=grace)
+            await worker.stop(grace=grace)
 
     async def close(self, grace: float) -> None:
         """Stop what runs in the background, then the worker."""
@@ -315,62 +277,25 @@ class ModelHandle:
             task.cancel()
         await self.unload(grace)
 
-    def _worker_exited(self, engine: WorkerEngine, reason: str) -> None:
-        if engine is not self._engine:
+    async def drain(self) -> None:
+        """For a model no longer served: wait until no request is in flight and no load runs, then `close()` it."""
+        while True:
+            load = self._load_task
+            if self.in_flight:
+                await self._no_requests.wait()
+            elif load is not None and not load.done():
+                await asyncio.wait([load])
+            else:
+                break
+        await self.close(UNLOAD_GRACE_S)
+
+    def _worker_exited(self, worker: Worker, reason: str) -> None:
+        if worker is not self._worker:
             return  # unloaded on purpose, or an older worker
-        self._engine, self._load_task = None, None
+        self._worker, self._load_task = None, None
         self.state, self.error = ModelState.NOT_LOADED, reason
         self.restarts += 1
-        self._in_background(self.engine())  # its replacement
-
-    def describe(self) -> dict[str, Any]:
-        """This model as an entry of `GET /v1/models`."""
-        capabilities = self.capabilities
-        engine = self._engine
-        return {
-            "id": self.name,
-            "object": "model",
-            "created": self.created,
-            "owned_by": "vlm-router",
-            "aliases": self.config.aliases,
-            "family": self.family.name if self.family else self.config.family,
-            "device": self.config.device,
-            "capabilities": capabilities.as_dict() if capabilities else None,
-            "state": self.state.value,
-            "error": self.error,
-            "engine": None if engine is None else ("continuous_batching" if engine.batching else "sequential"),
-            "pid": self.worker_pid,
-            "running": self.running,
-            "waiting": self.waiting,
-            "restarts": self.restarts,
-            "memory_gb": round(self.memory_gb, 3) if self.occupies_memory else 0,
-            "idle_s": round(time.monotonic() - self.last_used, 1) if engine is not None else None,
-            "keep_alive_s": self.config.keep_alive_s,
-        }
-
-
-def _model_config(folder: Path) -> dict[str, Any]:
-    """The model folder's `config.json`."""
-    try:
-        config = json.loads((folder / "config.json").read_text())
-    except (OSError, ValueError) as exc:
-        raise LoadError(f"cannot read {folder / 'config.json'}: {exc}") from None
-    if not isinstance(config, dict):
-        raise LoadError(f"{folder / 'config.json'} is not a JSON object")
-    return config
-
-
-def _for_model(family: Family, folder: Path) -> Family:
-    """`family` as it serves the model in `folder` (its prompt format may depend on the checkpoint)."""
-    try:
-        return family.for_model(_model_config(folder))
-    except ValueError as exc:
-        raise LoadError(f"family '{family.name}' cannot serve {folder}: {exc}") from None
-
-
-def _weights_gb(folder: Path) -> float:
-    """What the model's weights take in memory, about: the size of its .bin files."""
-    return sum(p.stat().st_size for p in folder.glob("*.bin")) / 1e9
+        self._in_background(self.worker())  # its replacement
 
 
 class ModelRegistry:
@@ -378,13 +303,67 @@ class ModelRegistry:
 
     def __init__(self, config: RouterConfig, families: FamilyRegistry) -> None:
         self._server = config.server
+        self._families = families
         #: Called with a model's name and the seconds its load took (conversion included), after each load.
         self.on_load: Callable[[str, float], None] | None = None
-        self.handles = [ModelHandle(m, families, config.server, self) for m in config.models]
-        self._by_name = {name: h for h in self.handles for name in h.config.names}
-        self.default = self._by_name[self._server.default_model] if self._server.default_model else None
+        self._trimmer = HeapTrimmer()  # the router's one heap, trimmed after requests for any model
         self._room = asyncio.Lock()
-        self.trimmer = HeapTrimmer()
+        #: Handles no longer served, each with the task that drains it (`ModelHandle.drain`).
+        self._retiring: dict[ModelHandle, asyncio.Task[None]] = {}
+        #: The drains of the handles a new handle replaces: its first load waits for them.
+        self._predecessors: dict[ModelHandle, list[asyncio.Task[None]]] = {}
+        self._tasks: set[asyncio.Task[None]] = set()  # drains and eager loads after `apply`, held until they end
+        self._serve([self._handle(m) for m in config.models], self._server.default_model)
+
+    def _handle(self, model: ModelConfig) -> ModelHandle:
+        return ModelHandle(model, self._families, self._server, make_room=self.make_room, on_load=self._loaded, trimmer=self._trimmer)
+
+    def _serve(self, handles: list[ModelHandle], default: str | None) -> None:
+        """Route requests to `handles`, and those naming no model to the one called `default`."""
+        self.handles = handles
+        self._by_name = {name: h for h in handles for name in h.config.names}
+        self.default = self._by_name[default] if default else None
+
+    @property
+    def every_handle(self) -> list[ModelHandle]:
+        """The served handles and those still draining after a reload."""
+        return [*self.handles, *self._retiring]
+
+    def apply(self, config: RouterConfig, keep: Collection[str]) -> list[ModelHandle]:
+        """Serve `config`'s models from now on: those named in `keep` by their current handle, the others by new ones.
+
+        A handle no longer served takes no new request; its requests in flight end on its worker, which then
+        stops. A new handle of the same name loads only after that. New `load: eager` models start loading.
+        Returns the new handles.
+        """
+        kept = {h.name: h for h in self.handles if h.name in keep}
+        new = [self._handle(m) for m in config.models if m.name not in kept]
+        for old in self.handles:
+            if old.name not in kept:
+                self._retiring[old] = self._in_background(self._retire(old))
+        for handle in new:
+            self._predecessors[handle] = [task for old, task in self._retiring.items() if old.name == handle.name]
+        served = {**kept, **{h.name: h for h in new}}
+        self._serve([served[m.name] for m in config.models], config.server.default_model)
+        self._in_background(self.load_eager(new))
+        return new
+
+    async def _retire(self, handle: ModelHandle) -> None:
+        await handle.drain()
+        log.info("model '%s' of the previous configuration has finished its requests and stopped", handle.name)
+        del self._retiring[handle]
+        self._predecessors.pop(handle, None)
+
+    def _in_background(self, job: Coroutine[Any, Any, None]) -> asyncio.Task[None]:
+        task = asyncio.get_running_loop().create_task(job)
+        self._tasks.add(task)
+        task.add_done_callback(self._tasks.discard)
+        return task
+
+    def _loaded(self, model: str, seconds: float) -> None:
+        """A model's load took `seconds`: tell `on_load`, whoever set it since."""
+        if self.on_load is not None:
+            self.on_load(model, seconds)
 
     def get(self, name: str | None) -> ModelHandle:
         """The model called `name`, or the default model when `name` is empty."""
@@ -398,13 +377,17 @@ class ModelRegistry:
             raise UnknownModel(f"model '{name}' does not exist; available: {', '.join(h.name for h in self.handles)}") from None
 
     async def make_room(self, incoming: ModelHandle) -> None:
-        """Unload least recently used idle models until `incoming` fits `max_loaded_models` and the memory budget."""
+        """Wait for the handles `incoming` replaces after a reload to stop, then unload least recently used idle models
+        until `incoming` fits `max_loaded_models` and the memory budget."""
         budget, most = self._server.memory_budget_gb, self._server.max_loaded_models
         if budget is not None and incoming.memory_gb > budget:
             raise LoadError(f"needs about {incoming.memory_gb:.1f} GB, over the memory budget of {budget:g} GB")
+        if predecessors := self._predecessors.pop(incoming, None):
+            log.info("model '%s': waiting for the requests in flight on its previous configuration", incoming.name)
+            await asyncio.wait(predecessors)
         async with self._room:
             while True:
-                loaded = [h for h in self.handles if h is not incoming and h.occupies_memory]
+                loaded = [h for h in self.every_handle if h is not incoming and h.occupies_memory]
                 over_count = most is not None and len(loaded) >= most
                 over_memory = budget is not None and sum(h.memory_gb for h in loaded) + incoming.memory_gb > budget
                 if not (over_count or over_memory):
@@ -416,11 +399,13 @@ class ModelRegistry:
                 log.info("unloading model '%s' (least recently used) to make room for '%s'", victim.name, incoming.name)
                 await victim.unload()
 
-    async def load_eager(self) -> None:
-        """Load the models marked `load: eager`; a failure is recorded on its model, never raised."""
-        eager = [h for h in self.handles if h.config.load == "eager"]
-        await asyncio.gather(*(h.engine() for h in eager), return_exceptions=True)
+    async def load_eager(self, handles: Iterable[ModelHandle] | None = None) -> None:
+        """Load the models of `handles` (default: all) marked `load: eager`; a failure is recorded on its model, never raised."""
+        eager = [h for h in (self.handles if handles is None else handles) if h.config.load == "eager"]
+        await asyncio.gather(*(h.worker() for h in eager), return_exceptions=True)
 
     async def close(self, grace: float = UNLOAD_GRACE_S) -> None:
-        """Stop every model's worker, killing those still running after `grace` seconds."""
-        await asyncio.gather(*(h.close(grace) for h in self.handles))
+        """Stop every model's worker, draining ones included, killing those still running after `grace` seconds."""
+        for task in self._tasks:
+            task.cancel()
+        await asyncio.gather(*(h.close(grace) for h in self.every_handle))

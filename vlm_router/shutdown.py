@@ -38,7 +38,7 @@ class ShutdownDeadline:
         """Runs on a thread of its own, so that neither a blocked loop nor a thread still decoding holds the exit."""
         time.sleep(self._grace + EXIT_MARGIN_S)
         log.error("shutdown: still running %g s after the grace; killing the workers and exiting", EXIT_MARGIN_S)
-        for pid in filter(None, (handle.worker_pid for handle in self._registry.handles)):
+        for pid in filter(None, (handle.worker_pid for handle in self._registry.every_handle)):
             try:
                 os.kill(pid, signal.SIGKILL)
             except ProcessLookupError:

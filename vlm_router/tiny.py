@@ -1,6 +1,8 @@
-"""`vlm-router make-tiny`: random-weight models with offline tokenizers, for tests and the demo.
+"""`vlm-router make-tiny`: random-weight models with offline tokenizers, for tests, benchmarks and the demo.
 
-Needs the `convert` extra (transformers, torch, optimum-intel); nothing here is imported when serving.
+Plugins register what they can build with the `register_tiny_models` hook, as `TinyModel`s, and build
+them with the helpers here. Building needs the `convert` extra (transformers, torch, optimum-intel),
+imported only when a model is built.
 """
 
 from __future__ import annotations
@@ -12,14 +14,14 @@ import io
 import json
 import shutil
 import tempfile
-from collections.abc import Iterator, Sequence
+from collections.abc import Callable, Iterator, Mapping, Sequence
+from dataclasses import dataclass
 from pathlib import Path
 from types import ModuleType
 from typing import TYPE_CHECKING, Any
 
 from .config import WeightFormat
 from .convert import convert_sync, is_openvino_folder
-from .plugins import FamilyRegistry
 
 if TYPE_CHECKING:
     from tokenizers import Tokenizer
@@ -30,7 +32,18 @@ SEED = 0
 
 
 class TinyModelError(Exception):
-    """No installed family can build the requested tiny model."""
+    """No installed plugin can build the requested tiny model."""
+
+
+@dataclass(frozen=True)
+class TinyModel:
+    """A random-weight model of one `model_type` that `make-tiny` can build offline."""
+
+    model_type: str
+    #: Its presets, `tiny` first: a model of a few MB for tests; others give a real model's shapes, for benchmarks.
+    presets: tuple[str, ...]
+    #: `build(out_dir, preset)` writes the Hugging Face checkpoint into the empty folder `out_dir`.
+    build: Callable[[Path, str], None]
 
 
 def _corpus() -> list[str]:
@@ -116,7 +129,7 @@ def save_checkpoint(model: Any, processor: Any, out_dir: Path, code: ModuleType 
 
 
 def make_tiny(
-    families: FamilyRegistry,
+    models: Mapping[str, TinyModel],
     model_type: str,
     out_dir: Path,
     *,
@@ -125,23 +138,25 @@ def make_tiny(
     hf_only: bool = False,
     force: bool = False,
 ) -> Path:
-    """Build a random-weight `model_type` model into `out_dir`: an OpenVINO folder, or with `hf_only` the checkpoint."""
-    family = families.for_model_type(model_type)
-    buildable = {t: p for f in families.families.values() for t, p in f.tiny_model_types().items()}
-    if family is None or model_type not in buildable:
-        raise TinyModelError(f"cannot build a tiny '{model_type}' model; buildable: {', '.join(sorted(buildable))}")
-    if preset not in buildable[model_type]:
-        raise TinyModelError(f"'{model_type}' has no preset '{preset}'; presets: {', '.join(buildable[model_type])}")
+    """Build a random-weight `model_type` model into `out_dir`: an OpenVINO folder, or with `hf_only` the checkpoint.
+
+    `models` are the buildable ones by model type (`vlm_router.plugins.load_tiny_models()`).
+    """
+    model = models.get(model_type)
+    if model is None:
+        raise TinyModelError(f"cannot build a tiny '{model_type}' model; buildable: {', '.join(sorted(models))}")
+    if preset not in model.presets:
+        raise TinyModelError(f"'{model_type}' has no preset '{preset}'; presets: {', '.join(model.presets)}")
     done = (out_dir / "config.json").is_file() if hf_only else is_openvino_folder(out_dir)
     if done and not force:
         return out_dir
     if hf_only:
         shutil.rmtree(out_dir, ignore_errors=True)
         out_dir.mkdir(parents=True)
-        family.build_tiny(model_type, out_dir, preset)
+        model.build(out_dir, preset)
         return out_dir
     with tempfile.TemporaryDirectory(prefix="vlm-tiny-") as tmp:
-        family.build_tiny(model_type, Path(tmp), preset)
+        model.build(Path(tmp), preset)
         shutil.rmtree(out_dir, ignore_errors=True)
-        own_code = "auto_map" in json.loads((Path(tmp) / "config.json").read_text())  # modeling code its family wrote
+        own_code = "auto_map" in json.loads((Path(tmp) / "config.json").read_text())  # modeling code its plugin wrote
         return convert_sync(tmp, out_dir, weight_format, trust_remote_code=own_code, own_code=own_code)

@@ -4,9 +4,10 @@ A server bound to loopback answers only requests whose `Host` is a loopback name
 web page whose name was rebound to 127.0.0.1 cannot reach it (`server.allowed_host_names` widens
 this). A request with an `Origin` (a browser's, from a web page) is refused unless
 `server.cors_origins` allows that origin, so no page can drive the server, not even with a form or a
-`text/plain` POST that needs no preflight. `server.api_keys` closes every endpoint but `GET /health` to
-requests without `Authorization: Bearer <key>`. CORS preflights are answered before the key check, as
-browsers send them without a key.
+`text/plain` POST that needs no preflight. `server.api_keys` closes every endpoint but `GET /health` and
+`GET /ready` to requests without `Authorization: Bearer <key>`. The admin endpoints (`/v1/admin/`) take
+one of `server.admin_keys` instead, and answer 403 when there are none. CORS preflights are answered
+before the key checks, as browsers send them without a key.
 """
 
 from __future__ import annotations
@@ -16,6 +17,7 @@ import hmac
 import ipaddress
 import logging
 import re
+from collections.abc import Callable
 from urllib.parse import urlsplit
 
 from aiohttp import hdrs, web
@@ -26,7 +28,8 @@ from .errors import APIError, Handler
 
 log = logging.getLogger(__name__)
 
-OPEN_PATHS = frozenset({"/health"})  # reachable with GET (and HEAD) without a key
+OPEN_PATHS = frozenset({"/health", "/ready"})  # reachable with GET (and HEAD) without a key
+ADMIN_PREFIX = "/v1/admin/"  # paths that take an admin key, never an API key
 ALLOW_METHODS = "GET, POST, OPTIONS"
 ALLOW_HEADERS = ("authorization", "content-type", "x-request-id")
 ALLOW_HEADER_PREFIXES = ("openai-", "x-stainless-")  # what the openai JS client sends
@@ -40,18 +43,15 @@ def _digest(key: str) -> bytes:
     return hashlib.sha256(key.encode("utf-8", "surrogatepass")).digest()
 
 
-def auth_middleware(keys: list[str]) -> Middleware:
-    """A middleware that refuses requests without one of `keys` as their bearer token (401)."""
+def _key_check(keys: list[str], kind: str) -> Callable[[web.Request], None]:
+    """A check that refuses (401) a request without one of `keys` as its bearer token; `kind` names the keys in the log."""
     digests = [_digest(key) for key in keys]
 
-    @web.middleware
-    async def authenticate(request: web.Request, handler: Handler) -> web.StreamResponse:
-        if request.path in OPEN_PATHS and request.method in (hdrs.METH_GET, hdrs.METH_HEAD):
-            return await handler(request)
+    def check(request: web.Request) -> None:
         scheme, _, token = request.headers.get(hdrs.AUTHORIZATION, "").partition(" ")
         token = token.strip()
         if scheme.lower() != "bearer" or not token:
-            log.info("401 for %s %s from %s: no API key", request.method, request.path, request.remote)
+            log.info("401 for %s %s from %s: no %s", request.method, request.path, request.remote, kind)
             raise _unauthorized(
                 "You didn't provide an API key. You need to provide your API key in an Authorization header "
                 "using Bearer auth (i.e. Authorization: Bearer YOUR_KEY)."
@@ -61,11 +61,45 @@ def auth_middleware(keys: list[str]) -> Middleware:
         for digest in digests:  # every key, so the time taken does not tell which one matched
             matched |= hmac.compare_digest(presented, digest)
         if not matched:
-            log.info("401 for %s %s from %s: wrong API key", request.method, request.path, request.remote)
+            log.info("401 for %s %s from %s: wrong %s", request.method, request.path, request.remote, kind)
             raise _unauthorized("Incorrect API key provided.")
+
+    return check
+
+
+def auth_middleware(keys: list[str]) -> Middleware:
+    """A middleware that refuses requests without one of `keys` as their bearer token (401), but for the open and admin paths."""
+    check = _key_check(keys, "API key")
+
+    @web.middleware
+    async def authenticate(request: web.Request, handler: Handler) -> web.StreamResponse:
+        open_path = request.path in OPEN_PATHS and request.method in (hdrs.METH_GET, hdrs.METH_HEAD)
+        if not open_path and not request.path.startswith(ADMIN_PREFIX):
+            check(request)
         return await handler(request)
 
     return authenticate
+
+
+def admin_middleware(keys: list[str]) -> Middleware:
+    """A middleware that lets requests to the admin paths through only with one of `keys` (401); without keys, never (403)."""
+    check = _key_check(keys, "admin key")
+
+    @web.middleware
+    async def authenticate_admin(request: web.Request, handler: Handler) -> web.StreamResponse:
+        if request.path.startswith(ADMIN_PREFIX):
+            if not keys:
+                log.info("403 for %s %s from %s: no admin keys configured", request.method, request.path, request.remote)
+                raise APIError(
+                    403,
+                    "the admin endpoints are disabled: set server.admin_keys in models.yaml (or VLM_ADMIN_KEYS) and restart "
+                    "the server to enable them; SIGHUP reloads models.yaml without them",
+                    code="admin_disabled",
+                )
+            check(request)
+        return await handler(request)
+
+    return authenticate_admin
 
 
 def _unauthorized(message: str) -> APIError:
@@ -159,7 +193,7 @@ class Cors:
 
 
 def setup_access(app: web.Application, server: ServerConfig) -> None:
-    """Add the Host check, the origin check with CORS, and then the key check (if `server.api_keys`) to `app`.
+    """Add the Host check, the origin check with CORS, then the key check (if `server.api_keys`) and the admin key check to `app`.
 
     Call before the app starts and after `error_middleware` is in place, so the errors still leave as
     OpenAI error bodies.
@@ -173,3 +207,4 @@ def setup_access(app: web.Application, server: ServerConfig) -> None:
         app.on_response_prepare.append(cors.add_headers)
     if server.api_keys:
         app.middlewares.append(auth_middleware(server.api_keys))
+    app.middlewares.append(admin_middleware(server.admin_keys))

@@ -3,24 +3,30 @@
 from __future__ import annotations
 
 import asyncio
+from collections.abc import Callable
+from dataclasses import asdict
 
 from aiohttp import web
 
-from ..config import RouterConfig
+from ..config import ConfigError, RouterConfig
 from ..media.fetch import MediaFetcher
 from ..media.loader import MediaLoader
 from ..plugins import FamilyRegistry
 from ..registry import ModelRegistry
-from . import chat, devices
-from .access import setup_access
+from ..reload import Reloader
+from . import chat, devices, models
+from .access import ADMIN_PREFIX, setup_access
 from .body import body_middleware, defer_expect
 from .chat import ChatService, chat_completions, find_model
 from .connections import setup_connections
-from .errors import error_middleware
+from .errors import APIError, error_middleware
 from .metrics import setup_metrics
+from .ready import Readiness
 from .request_log import echo_request_id, request_log
 
 SERVICE = web.AppKey("service", ChatService)
+RELOADER = web.AppKey("reloader", Reloader)
+RELOAD_PATH = ADMIN_PREFIX + "reload"
 _BACKGROUND = web.AppKey("background", set)
 
 
@@ -29,20 +35,29 @@ async def health(_: web.Request) -> web.Response:
 
 
 async def list_models(request: web.Request) -> web.Response:
-    registry = request.app[SERVICE].registry
-    return web.json_response({"object": "list", "data": [h.describe() for h in registry.handles]})
+    return models.list_response(request.app[SERVICE].registry.handles)
 
 
 async def get_model(request: web.Request) -> web.Response:
-    return web.json_response(find_model(request.app[SERVICE].registry, request.match_info["model"]).describe())
+    return models.model_response(find_model(request.app[SERVICE].registry, request.match_info["model"]))
 
 
 async def _chat(request: web.Request) -> web.StreamResponse:
     return await chat_completions(request, request.app[SERVICE])
 
 
-def create_app(config: RouterConfig, families: FamilyRegistry) -> web.Application:
-    """The server for `config`, its models served by `families`."""
+async def reload(request: web.Request) -> web.Response:
+    """`POST /v1/admin/reload`: the model names added, removed, changed and unchanged, or a 400 naming what is wrong."""
+    try:
+        changes = request.app[RELOADER].reload()
+    except ConfigError as exc:
+        raise APIError(400, f"the configuration was not reloaded: {exc}", code="invalid_config") from None
+    return web.json_response(asdict(changes))
+
+
+def create_app(config: RouterConfig, families: FamilyRegistry, load: Callable[[], RouterConfig] | None = None) -> web.Application:
+    """The server for `config`, its models served by `families`; `load` reads the configuration again for a reload
+    (`RELOAD_PATH`, and SIGHUP in `vlm-router serve`), and without it the server has no reload endpoint."""
     # lingering_time=0: a body left unread (refused, or undecodable) closes the connection after the
     # answer instead of being drained, which for a broken gzip body would raise after the answer was sent
     app = web.Application(client_max_size=config.media.max_request_bytes, handler_args={"lingering_time": 0})
@@ -56,6 +71,12 @@ def create_app(config: RouterConfig, families: FamilyRegistry) -> web.Applicatio
     app[SERVICE] = ChatService(registry=registry, loader=MediaLoader(fetcher, config.media), media=config.media)
     app[_BACKGROUND] = set()
     app.router.add_get("/health", health)
+    readiness = Readiness(registry)
+    app.router.add_get("/ready", readiness.answer)
+    app.on_shutdown.append(readiness.shutting_down)
+    if load is not None:
+        app[RELOADER] = Reloader(load, config, registry, families)
+        app.router.add_post(RELOAD_PATH, reload)
     app.router.add_get("/v1/models", list_models)
     app.router.add_get("/v1/models/{model:.+}", get_model)
     devices.add_routes(app)

@@ -83,8 +83,8 @@ def sampling_params(request: ChatCompletionRequest, defaults: GenerationDefaults
     )
 
 
-def _check_engine(handle: ModelHandle, chat: ChatCompletionRequest, batching: bool) -> None:
-    """What the model's limits and engine allow of `n` and `logprobs`."""
+def _check_n_and_logprobs(handle: ModelHandle, chat: ChatCompletionRequest, batching: bool) -> None:
+    """What the model's `max_n` allows of `n`, and its worker's batching of `logprobs`."""
     if chat.n and chat.n > handle.config.max_n:
         raise APIError(400, f"n is {chat.n}; model '{handle.name}' allows at most {handle.config.max_n}", param="n", code="invalid_value")
     if chat.logprobs and not batching:
@@ -104,9 +104,9 @@ async def chat_completions(request: web.Request, service: ChatService) -> web.St
         raise APIError(429, str(exc), code="model_overloaded", headers={"Retry-After": str(round(exc.retry_after))}) from None
     try:
         ready = await prepare(service.loader, service.media, handle, chat, conversation)
-        _check_engine(handle, chat, ready.engine.batching)
+        _check_n_and_logprobs(handle, chat, ready.worker.batching)
         params = sampling_params(chat, handle.config.defaults)
-        outputs = ready.engine.stream(ready.prompt, ready.images, ready.videos, params)
+        outputs = ready.worker.stream(ready.prompt, ready.images, ready.videos, params)
         reply = Reply(model=handle.name, n=params.n, logprobs=params.logprobs, parse_tool_calls=ready.parse_tool_calls)
         try:
             return await _answer(request, chat, reply, outputs, handle.config.request_timeout_s)

@@ -149,7 +149,9 @@ class _CappedSite(web.BaseSite):
 
 
 async def start_server(app: web.Application, server: ServerConfig, port: int | None = None) -> web.AppRunner:
-    """Serve `app` on `server.host` and `port` (default `server.port`; 0: any free one) until the runner's cleanup."""
+    """Serve `app` on `server.host` and `port` (default `server.port`; 0: any free one) until the runner's cleanup.
+
+    An `OSError` (the port in use, say) comes after the app is cleaned up again."""
     runner = web.AppRunner(
         app,
         access_log=None,  # vlm_router.requests logs each request, with its id, model, tokens and timings
@@ -158,5 +160,9 @@ async def start_server(app: web.Application, server: ServerConfig, port: int | N
         shutdown_timeout=server.shutdown_grace_s,  # on cleanup, in-flight requests may finish first
     )
     await runner.setup()
-    await _CappedSite(runner, server.host, server.port if port is None else port).start()
+    try:
+        await _CappedSite(runner, server.host, server.port if port is None else port).start()
+    except OSError:
+        await runner.cleanup()
+        raise
     return runner

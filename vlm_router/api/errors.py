@@ -2,11 +2,12 @@
 
 from __future__ import annotations
 
-import json
 import logging
 from collections.abc import Awaitable, Callable
 
 from aiohttp import web
+
+from .responses import ErrorInfo, ErrorResponse
 
 log = logging.getLogger(__name__)
 
@@ -41,12 +42,12 @@ class APIError(Exception):
         self.code = code
         self.headers = headers or {}
 
-    def body(self) -> dict:
+    def body(self) -> ErrorResponse:
         kind = _TYPES.get(self.status, "server_error" if self.status >= 500 else "invalid_request_error")
-        return {"error": {"message": self.message, "type": kind, "param": self.param, "code": self.code}}
+        return ErrorResponse(error=ErrorInfo(message=self.message, type=kind, param=self.param, code=self.code))
 
     def response(self) -> web.Response:
-        return web.json_response(self.body(), status=self.status, headers=self.headers, dumps=json.dumps)
+        return web.Response(text=self.body().model_dump_json(), status=self.status, headers=self.headers, content_type="application/json")
 
 
 def bad_request(message: str, param: str | None = None, code: str | None = None) -> APIError:

@@ -3,7 +3,7 @@
 openvino-genai converts a schema to a grammar with xgrammar inside a batch step, where an error stops
 the step for every request of the model and leaves the pipeline unusable. So a schema is checked
 here first: its shape by hand, with a 400 naming the place that is wrong, then by xgrammar's own
-converter (the version openvino-genai bundles), so that a schema the engine would refuse is a 400.
+converter (the version openvino-genai bundles), so that a schema openvino-genai would refuse is a 400.
 """
 
 from __future__ import annotations
@@ -28,7 +28,7 @@ _NON_EMPTY = ("anyOf", "oneOf", "enum")
 MAX_DEPTH = 32
 #: xgrammar's error text starts with a time and its source position, and an assertion's with the
 #: failed expression: `[04:33:40] /project/cpp/x.cc:961: Check failed: (...) is false: reason`.
-_ENGINE_PREFIX = re.compile(r"^\[[\d:]+\] \S+:\d+: (?:Check failed: .* is false: ?)?", re.DOTALL)
+_COMPILER_PREFIX = re.compile(r"^\[[\d:]+\] \S+:\d+: (?:Check failed: .* is false: ?)?", re.DOTALL)
 
 
 class SchemaError(ValueError):
@@ -42,12 +42,12 @@ def check_schema(schema: Any) -> None:
         # as openvino-genai calls it: any whitespace, no indent or separators, strict mode
         _bindings().Grammar.from_json_schema(json.dumps(schema), True, None, None, True, None, False)
     except (RuntimeError, ValueError) as exc:
-        raise SchemaError(f"schema cannot be compiled to a grammar: {engine_reason(str(exc))}") from None
+        raise SchemaError(f"schema cannot be compiled to a grammar: {compiler_reason(str(exc))}") from None
 
 
-def engine_reason(text: str) -> str:
+def compiler_reason(text: str) -> str:
     """The reason in an xgrammar error, without its time stamp, source path and failed expression."""
-    return _ENGINE_PREFIX.sub("", text.strip()).strip() or "refused by the grammar compiler"
+    return _COMPILER_PREFIX.sub("", text.strip()).strip() or "refused by the grammar compiler"
 
 
 def check_shape(schema: Any, where: str = "schema", depth: int = 0) -> None:
@@ -93,7 +93,7 @@ def _bindings() -> ModuleType:
     folders = spec.submodule_search_locations or [] if spec is not None else []
     path = next((p for folder in folders for p in Path(folder).glob("xgrammar_bindings*.so")), None)
     if path is None:
-        raise SchemaError("json_schema response formats need the grammar compiler the engine uses: install vlm-router[structured]")
+        raise SchemaError("json_schema response formats need the grammar compiler openvino-genai uses: install vlm-router[structured]")
     loader = importlib.machinery.ExtensionFileLoader("xgrammar_bindings", str(path))
     native = importlib.util.spec_from_file_location("xgrammar_bindings", path, loader=loader)
     assert native is not None  # never None when a loader is given

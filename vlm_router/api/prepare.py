@@ -1,4 +1,4 @@
-"""Getting a chat request ready for its model: the family's rules, the model loaded, media decoded, the prompt."""
+"""Getting a chat request ready for its model: the family's rules, media decoded, the model loaded, the prompt."""
 
 from __future__ import annotations
 
@@ -16,7 +16,7 @@ from ..media import MediaError
 from ..media.images import Sizer
 from ..media.loader import MediaLoader, RequestBudget
 from ..registry import ModelHandle, ModelUnavailable
-from ..worker.client import WorkerEngine
+from ..worker.client import Worker
 from .errors import APIError, bad_request
 from .messages import Conversation, Resolution, texts_with_params, videos_as_images
 from .schema import ChatCompletionRequest
@@ -66,7 +66,7 @@ def _check_shapes(handle: ModelHandle, caps: Capabilities, media: list[np.ndarra
 class Prepared:
     """A request ready for its model's worker."""
 
-    engine: WorkerEngine
+    worker: Worker
     prompt: str
     images: list[np.ndarray]
     videos: list[np.ndarray]
@@ -75,46 +75,58 @@ class Prepared:
 
 
 async def prepare(loader: MediaLoader, media: MediaConfig, handle: ModelHandle, request: ChatCompletionRequest, conversation: Conversation) -> Prepared:
-    """Load the model and the media side by side; checks that need the family run once it is known."""
+    """Check the request and load its media, then the model: a request refused for its media loads no model.
+
+    Only a model whose family is unknown until it is fetched (a hub `source:`), given a video, is loaded first: video
+    sampling follows the family's defaults. A request that gives up waiting leaves the load going for the others.
+    """
     _check_messages(media, request)
     _check_counts(media, len(conversation.images), len(conversation.videos))
-    _check_request(handle, request, len(conversation.images), len(conversation.videos))  # before any load, if possible
-    engine_task = asyncio.ensure_future(handle.engine())
+    _check_request(handle, request, len(conversation.images), len(conversation.videos))
     try:
         if conversation.videos and handle.capabilities is None:
-            await engine_task  # video sampling follows the family's defaults
+            await handle.worker()
             _check_request(handle, request, len(conversation.images), len(conversation.videos))
         budget = loader.budget()  # all media of the request together
         sizes = _decode_sizes(handle.capabilities, conversation.resolutions)
         images, videos = await asyncio.gather(loader.images(conversation.images, budget, sizes), _videos(loader, handle, conversation, budget))
-        engine = await engine_task
+        if handle.capabilities is not None:
+            _check_media(media, handle, request, conversation, images, videos)
+        worker = await handle.worker()
     except MediaError as exc:
         raise APIError(exc.status, exc.message, param=exc.param, code=exc.code) from None
     except ModelUnavailable as exc:
         headers = {"Retry-After": str(max(1, round(exc.retry_after)))}
         raise APIError(503, str(exc), param="model", code="model_unavailable", headers=headers) from None
-    finally:
-        if not engine_task.done():
-            engine_task.cancel()  # the load itself goes on for the next request
-        elif not engine_task.cancelled():
-            engine_task.exception()  # retrieved: reported above or superseded by a media error
     family, caps = handle.family, handle.capabilities
     assert family is not None and caps is not None  # set by a successful load
-    _check_request(handle, request, len(images), len(videos))
-    _check_shapes(handle, caps, images + videos, [r.param for r in conversation.images] + [r.param for r in conversation.videos])
+    _check_media(media, handle, request, conversation, images, videos)  # again: the load may have found or refined the family
     messages = conversation.messages
     ranges = _pixel_ranges(caps, conversation.resolutions)
     if caps.video is VideoSupport.FRAMES:
         frames = [[(frame, caps.pixel_range()) for frame in video] for video in videos]
         messages, ordered = videos_as_images(messages, list(zip(images, ranges)), frames)
         images, ranges, videos = [image for image, _ in ordered], [pixels for _, pixels in ordered], []
-        _check_counts(media, len(images), 0)  # the frames count as images
-        _check_request(handle, request, len(images), 0)
     images = await loader.fit(images, caps.image_sizes([(image.shape[1], image.shape[0]) for image in images], ranges))  # bounded pixels and shapes
     videos = [family.prepare_video(video) for video in videos]
     tools = request.offered_tools
     prompt = family.build_tool_prompt(messages, tools) if family.tools else family.build_prompt(messages)
-    return Prepared(engine, prompt, images, videos, family.parse_tool_calls if tools else None)
+    return Prepared(worker, prompt, images, videos, family.parse_tool_calls if tools else None)
+
+
+def _check_media(
+    media: MediaConfig, handle: ModelHandle, request: ChatCompletionRequest, conversation: Conversation, images: list[np.ndarray], videos: list[np.ndarray]
+) -> None:
+    """The decoded media against the model's rules: counts (a video's frames count as images where the family takes
+    video as frames) and every image's and frame's shape."""
+    caps = handle.capabilities
+    assert caps is not None
+    _check_request(handle, request, len(images), len(videos))
+    _check_shapes(handle, caps, images + videos, [r.param for r in conversation.images] + [r.param for r in conversation.videos])
+    if caps.video is VideoSupport.FRAMES and videos:
+        frame_count = len(images) + sum(len(video) for video in videos)
+        _check_counts(media, frame_count, 0)
+        _check_request(handle, request, frame_count, 0)
 
 
 def _pixel_ranges(caps: Capabilities, resolutions: list[Resolution]) -> list[PixelRange]:

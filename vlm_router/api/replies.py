@@ -4,31 +4,41 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-import json
 import logging
 import time
 import uuid
 from collections import defaultdict
 from collections.abc import AsyncGenerator, Callable, Sequence
 from dataclasses import dataclass
-from typing import Any
 
 from aiohttp import web
+from pydantic import BaseModel
 
-from ..conversation import ToolCall
+from .. import conversation
 from ..generation import Completion, Delta
 from ..worker.client import GenerationError, RequestRejected, WorkerError
 from .errors import APIError
+from .responses import (
+    ChatCompletionLogProbs,
+    ChatCompletionLogProbsContent,
+    ChatCompletionResponse,
+    ChatCompletionResponseChoice,
+    ChatCompletionResponseStreamChoice,
+    ChatCompletionStreamResponse,
+    ChatMessage,
+    DeltaMessage,
+    DeltaToolCall,
+    FunctionCall,
+    ToolCall,
+    UsageInfo,
+)
 
 log = logging.getLogger(__name__)
 
 
-def _usage(completion: Completion) -> dict[str, int]:
-    return {
-        "prompt_tokens": completion.prompt_tokens,
-        "completion_tokens": completion.completion_tokens,
-        "total_tokens": completion.prompt_tokens + completion.completion_tokens,
-    }
+def _usage(completion: Completion) -> UsageInfo:
+    prompt, generated = completion.prompt_tokens, completion.completion_tokens
+    return UsageInfo(prompt_tokens=prompt, completion_tokens=generated, total_tokens=prompt + generated)
 
 
 async def complete(reply: Reply, outputs: AsyncGenerator[Delta | Completion, None], timeout: float | None) -> web.Response:
@@ -51,12 +61,11 @@ async def complete(reply: Reply, outputs: AsyncGenerator[Delta | Completion, Non
     choices = []
     for index, reason in enumerate(completion.finish_reasons):
         content, calls = reply.read_calls("".join(texts[index]))
-        message: dict[str, Any] = {"role": "assistant", "content": content}
-        if calls:
-            message["tool_calls"] = calls
-        choice = {"index": index, "message": message, "finish_reason": "tool_calls" if calls else reason}
-        choices.append({**choice, "logprobs": reply.logprobs_of(logprobs[index])})
-    return web.json_response(reply.body("chat.completion", choices, usage=_usage(completion)))
+        message = ChatMessage(content=content, tool_calls=calls or None)
+        finish_reason = "tool_calls" if calls else reason
+        choices.append(ChatCompletionResponseChoice(index=index, message=message, finish_reason=finish_reason, logprobs=reply.logprobs_of(logprobs[index])))
+    answer = ChatCompletionResponse(id=reply.id, created=reply.created, model=reply.model, choices=choices, usage=_usage(completion))
+    return web.Response(text=answer.model_dump_json(), content_type="application/json")
 
 
 #: The code of a request the worker passed on and the pipeline refused: its message is openvino-genai's own.
@@ -90,7 +99,7 @@ class Reply:
     n: int = 1
     logprobs: bool = False
     #: Reads function calls from a choice's text, when the request offered tools.
-    parse_tool_calls: Callable[[str], tuple[str, list[ToolCall]]] | None = None
+    parse_tool_calls: Callable[[str], tuple[str, list[conversation.ToolCall]]] | None = None
     id: str = ""
     created: int = 0
     #: When generation's first output arrived (`time.monotonic()`), and how it ended: for the request log.
@@ -108,37 +117,35 @@ class Reply:
         self.id = f"chatcmpl-{uuid.uuid4().hex}"
         self.created = int(time.time())
 
-    def read_calls(self, text: str) -> tuple[str | None, list[dict[str, Any]]]:
+    def read_calls(self, text: str) -> tuple[str | None, list[ToolCall]]:
         """A choice's content and OpenAI `tool_calls`; content is None when only calls were made."""
         if self.parse_tool_calls is None:
             return text, []
         content, calls = self.parse_tool_calls(text)
-        tool_calls = [
-            {"id": f"call_{uuid.uuid4().hex[:24]}", "type": "function", "function": {"name": c.name, "arguments": c.arguments}}
-            for c in calls
-        ]
+        tool_calls = [ToolCall(id=f"call_{uuid.uuid4().hex[:24]}", function=FunctionCall(name=c.name, arguments=c.arguments)) for c in calls]
         return (content or None) if calls else content, tool_calls
 
-    def logprobs_of(self, tokens: Sequence[tuple[str, float]]) -> dict[str, Any] | None:
+    def logprobs_of(self, tokens: Sequence[tuple[str, float]]) -> ChatCompletionLogProbs | None:
         """OpenAI's `logprobs` of a choice: each token's log-probability (no alternatives: `top_logprobs` is empty)."""
         if not self.logprobs:
             return None
-        content = [{"token": t, "logprob": lp, "bytes": list(t.encode()), "top_logprobs": []} for t, lp in tokens]
-        return {"content": content, "refusal": None}
+        return ChatCompletionLogProbs(content=[ChatCompletionLogProbsContent(token=t, logprob=lp, bytes=list(t.encode())) for t, lp in tokens])
 
-    def body(self, kind: str, choices: list[dict[str, Any]], usage: dict[str, int] | None = None) -> dict[str, Any]:
-        body: dict[str, Any] = {"id": self.id, "object": kind, "created": self.created, "model": self.model, "choices": choices}
-        if usage is not None:
-            body["usage"] = usage
-        return body
+    def chunk(
+        self, index: int, delta: DeltaMessage, finish_reason: str | None = None, logprobs: ChatCompletionLogProbs | None = None
+    ) -> ChatCompletionStreamResponse:
+        """A chunk of one choice; `finish_reason` is checked to be a `FinishReason`."""
+        choice = ChatCompletionResponseStreamChoice(index=index, delta=delta, finish_reason=finish_reason, logprobs=logprobs)
+        return ChatCompletionStreamResponse(id=self.id, created=self.created, model=self.model, choices=[choice])
 
-    def chunk(self, index: int, delta: dict[str, Any], finish_reason: str | None = None, logprobs: dict | None = None) -> dict[str, Any]:
-        choice = {"index": index, "delta": delta, "finish_reason": finish_reason, "logprobs": logprobs}
-        return self.body("chat.completion.chunk", [choice])
+    def usage_chunk(self, completion: Completion) -> ChatCompletionStreamResponse:
+        """The stream's last chunk when usage was asked for: no choices, and the whole answer's usage."""
+        return ChatCompletionStreamResponse(id=self.id, created=self.created, model=self.model, choices=[], usage=_usage(completion))
 
 
-def _event(body: dict[str, Any]) -> bytes:
-    return b"data: " + json.dumps(body, ensure_ascii=False).encode() + b"\n\n"
+def _event(body: BaseModel) -> bytes:
+    """A server-sent event of `body`'s JSON: what `model_dump_json` writes, as bytes without its round trip through str."""
+    return b"data: " + body.__pydantic_serializer__.to_json(body) + b"\n\n"
 
 
 async def stream(
@@ -158,7 +165,7 @@ async def stream(
                 raise generation_error(exc, reply.model, timeout) from None
             await response.prepare(request)
             for index in range(reply.n):
-                await response.write(_event(reply.chunk(index, {"role": "assistant", "content": ""})))
+                await response.write(_event(reply.chunk(index, DeltaMessage(role="assistant", content=""))))
             chunks = _Chunks(response, reply, include_usage)
             await chunks.write(first)
             async for item in items:
@@ -193,19 +200,20 @@ class _Chunks:
                 self._held[item.index].append(item.text)
                 item = Delta(item.index, "", item.logprobs)
             if item.text or item.logprobs:
-                await self._send(reply.chunk(item.index, {"content": item.text}, logprobs=reply.logprobs_of(item.logprobs)))
+                await self._send(reply.chunk(item.index, DeltaMessage(content=item.text), logprobs=reply.logprobs_of(item.logprobs)))
             return
         for index, reason in enumerate(item.finish_reasons):
             if reply.parse_tool_calls is not None:
                 content, calls = reply.read_calls("".join(self._held[index]))
                 if content:
-                    await self._send(reply.chunk(index, {"content": content}))
+                    await self._send(reply.chunk(index, DeltaMessage(content=content)))
                 if calls:
-                    await self._send(reply.chunk(index, {"tool_calls": [{"index": k, **call} for k, call in enumerate(calls)]}))
+                    delta_calls = [DeltaToolCall(index=k, id=call.id, function=call.function) for k, call in enumerate(calls)]
+                    await self._send(reply.chunk(index, DeltaMessage(tool_calls=delta_calls)))
                     reason = "tool_calls"
-            await self._send(reply.chunk(index, {}, reason))
+            await self._send(reply.chunk(index, DeltaMessage(), reason))
         if self._include_usage:
-            await self._send(reply.body("chat.completion.chunk", [], usage=_usage(item)))
+            await self._send(reply.usage_chunk(item))
 
-    async def _send(self, body: dict[str, Any]) -> None:
-        await self._response.write(_event(body))
+    async def _send(self, chunk: ChatCompletionStreamResponse) -> None:
+        await self._response.write(_event(chunk))

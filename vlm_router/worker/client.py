@@ -18,7 +18,7 @@ from ..generation import Completion, Delta, SamplingParams
 from . import process
 from .heap import HeapTrimmer
 from .procfs import cpu_ticks, rss_bytes
-from .protocol import Cancel, Failed, Finished, Generate, LoadFailed, Ready, Text, WorkerSpec
+from .protocol import Cancel, Failed, Finished, Generate, GeneratedText, LoadFailed, Ready, WorkerSpec
 
 log = logging.getLogger(__name__)
 _SPAWN = multiprocessing.get_context("spawn")  # never fork a process that runs threads and OpenVINO
@@ -46,7 +46,7 @@ class RequestRejected(GenerationError):
         self.code, self.param = code, param
 
 
-class WorkerEngine:
+class Worker:
     """One model's worker process, shared by every request for that model.
 
     With `stall_timeout`, a worker that shows no sign of life (its heartbeat or its CPU time) for
@@ -57,7 +57,7 @@ class WorkerEngine:
     def __init__(
         self,
         spec: WorkerSpec,
-        on_exit: Callable[[WorkerEngine, str], None],
+        on_exit: Callable[[Worker, str], None],
         stall_timeout: float | None = None,
         trimmer: HeapTrimmer | None = None,
     ) -> None:
@@ -185,7 +185,7 @@ class WorkerEngine:
             await self._send(Generate(request_id, prompt, images, videos, params))
             while True:
                 message = await queue.get()
-                if isinstance(message, Text):
+                if isinstance(message, GeneratedText):
                     yield message.delta
                 elif isinstance(message, Finished):
                     finished = True

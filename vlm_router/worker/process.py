@@ -22,7 +22,7 @@ import numpy as np
 from ..generation import Completion, Delta, SamplingParams, configure, finish_reason
 from .budget import Budget, TooLong, context_length
 from .detokenizer import Detokenizer
-from .protocol import Cancel, Failed, Finished, Generate, LoadFailed, Ready, Text, WorkerSpec
+from .protocol import Cancel, Failed, Finished, Generate, GeneratedText, LoadFailed, Ready, WorkerSpec
 
 
 class _Shutdown(Exception):
@@ -208,7 +208,7 @@ class _Batching:
     def _flush(self, request_id: int, active: _Active) -> None:
         for index, choice in enumerate(active.choices.values()):
             if any(choice.pending) or choice.logprobs:
-                self._conn.send(Text(request_id, Delta(index, "".join(choice.pending), tuple(choice.logprobs))))
+                self._conn.send(GeneratedText(request_id, Delta(index, "".join(choice.pending), tuple(choice.logprobs))))
                 choice.pending.clear()
                 choice.logprobs.clear()
 
@@ -251,7 +251,7 @@ class _Sequential:
                     self._take(message)
             except _Shutdown:  # raising through the pipeline's C++ would lose it; stop, then raise
                 shutdown = True
-            self._conn.send(Text(request.id, Delta(0, text)))
+            self._conn.send(GeneratedText(request.id, Delta(0, text)))
             stop = shutdown or request.id in self._cancelled
             return openvino_genai.StreamingStatus.CANCEL if stop else openvino_genai.StreamingStatus.RUNNING
 
@@ -278,7 +278,7 @@ class _Sequential:
             return
         if request.params.n > 1:
             for index, text in enumerate(result.texts):
-                self._conn.send(Text(request.id, Delta(index, text)))
+                self._conn.send(GeneratedText(request.id, Delta(index, text)))
         metrics = result.perf_metrics
         reasons = tuple(finish_reason(reason) for reason in result.finish_reasons)
         encoding_s = metrics.get_prepare_embeddings_duration().mean / 1000 if request.images or request.videos else None

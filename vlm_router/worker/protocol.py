@@ -60,7 +60,9 @@ class LoadFailed:
 
 
 @dataclass(frozen=True)
-class Text:
+class GeneratedText:
+    """New text of one choice of a request, generated since the last."""
+
     id: int
     delta: Delta
 

@@ -1,4 +1,16 @@
-"""Published chat templates rendered as transformers' `apply_chat_template` renders them, for prompt tests."""
+"""Helpers for testing a family's prompts against its model's published chat template.
+
+`render` renders a chat template as transformers' `apply_chat_template` does, `hf_messages` writes OpenAI
+messages as Hugging Face templates read them, and `conversation` turns them into what a family's
+`build_prompt` receives. `CASES` and `VIDEO_CASES` are chats worth checking. A family's test then reads::
+
+    from vlm_router.testing import CASES, conversation, hf_messages, render
+
+    for messages in CASES.values():
+        assert MyFamily().build_prompt(conversation(messages)) == render(TEMPLATE, hf_messages(messages))
+
+Needs jinja2 (`pip install 'vlm-router[testing]'`).
+"""
 
 from __future__ import annotations
 
@@ -61,6 +73,7 @@ FRAMES = {"type": "video", "video": ["data:image/png;base64,AAAA", "data:image/p
 
 
 def text(value: str) -> dict[str, str]:
+    """An OpenAI text part."""
     return {"type": "text", "text": value}
 
 
