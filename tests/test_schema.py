@@ -6,8 +6,10 @@ import pytest
 
 from vlm_router.api.errors import APIError
 from vlm_router.api.schema import parse_request
+from vlm_router.forced_calls import call_schema
 
 MSG = [{"role": "user", "content": "hi"}]
+TOOL = {"type": "function", "function": {"name": "f", "parameters": {"type": "object", "properties": {"a": {"type": "integer"}}}}}
 
 
 def error_of(payload) -> APIError:
@@ -44,7 +46,10 @@ def error_of(payload) -> APIError:
         ({"messages": MSG, "response_format": {"type": "xml"}}, "response_format"),
         ({"messages": MSG, "response_format": {"type": "json_schema"}}, "response_format.json_schema"),
         ({"messages": MSG, "tools": [{"type": "function", "function": {"name": "bad name"}}]}, "tools.0.function.name"),
-        ({"messages": MSG, "tool_choice": "required"}, "tool_choice"),
+        ({"messages": MSG, "tool_choice": "any"}, "tool_choice"),
+        ({"messages": MSG, "tool_choice": {"type": "function"}}, "tool_choice.function"),
+        ({"messages": MSG, "tool_choice": {"type": "function", "function": {"name": ""}}}, "tool_choice.function.name"),
+        ({"messages": MSG, "tools": [TOOL], "tool_choice": {"type": "function", "function": {"name": "other"}}}, "tool_choice"),
         ({"messages": [{"role": "user", "content": None}]}, "messages.0.content"),
         ({"messages": [{"role": "user", "content": "x", "tool_calls": []}, {"role": "tool"}]}, "messages.1.content"),
         ({"messages": [{"role": "wizard", "content": "x"}]}, "messages.0.role"),
@@ -77,6 +82,17 @@ def test_stop_and_response_format_read_as_generation_asks():
     schema = {"type": "object", "properties": {"a": {"type": "integer"}}}
     fmt = {"type": "json_schema", "json_schema": {"name": "A", "schema": schema, "strict": True}}
     assert parse_request({"messages": MSG, "response_format": fmt}).json_schema == json.dumps(schema)
+
+
+@pytest.mark.parametrize("choice", ["required", {"type": "function", "function": {"name": "f"}}])
+def test_a_forced_call_is_the_json_schema_and_tool_choice_without_tools_is_neutral(choice):
+    forced = parse_request({"messages": MSG, "tools": [TOOL, {**TOOL, "function": {"name": "g"}}], "tool_choice": choice})
+    names = [tool["function"]["name"] for tool in forced.forced_tools]
+    assert names == (["f", "g"] if choice == "required" else ["f"])
+    assert json.loads(forced.json_schema or "") == call_schema(forced.forced_tools)
+    alone = parse_request({"messages": MSG, "tool_choice": choice, "response_format": {"type": "json_object"}})
+    assert (alone.forced_tools, alone.offered_tools, alone.json_schema) == ([], [], '{"type": "object"}')
+    assert parse_request({"messages": MSG, "tools": [TOOL], "tool_choice": "auto"}).forced_tools == []
 
 
 def test_bare_image_url_string_and_token_limits():

@@ -1,4 +1,5 @@
-"""Tool calling: the tools reach the model's prompt, calls in its answer come back in OpenAI's shape, other families refuse."""
+"""Tool calling: the tools reach the model's prompt, calls in its answer come back in OpenAI's shape, families without
+a tool template refuse to let the model decide (forced calls: test_forced_tool_calls.py)."""
 
 import json
 
@@ -39,12 +40,22 @@ def test_offered_tools_and_tool_turns_reach_the_model(client):
     assert streamed == answer.choices[0].message.content
 
 
-@pytest.mark.parametrize(("messages", "tools", "param"), [([user("Hi")], [WEATHER], "tools"), (CALLED, None, "messages")])
-def test_families_that_call_no_functions_refuse_tools(client, messages, tools, param):
+@pytest.mark.parametrize(
+    ("messages", "tools", "tool_choice", "param", "says"),
+    [
+        ([user("Hi")], [WEATHER], None, "tools", "to decide whether to call a function"),
+        ([user("Hi")], [WEATHER], "auto", "tool_choice", "to decide whether to call a function"),
+        (CALLED, None, None, "messages", "to read function calls"),
+    ],
+)
+def test_families_without_a_tool_template_refuse_auto_tools_and_calls_in_history(client, messages, tools, tool_choice, param, says):
+    """Tools offered as they are (auto by default) name `tools`; an explicit `auto` names `tool_choice`."""
     with pytest.raises(openai.BadRequestError) as caught:
-        client.chat.completions.create(model="tiny-llava", messages=messages, tools=tools or openai.NOT_GIVEN, max_tokens=2)
+        client.chat.completions.create(
+            model="tiny-llava", messages=messages, tools=tools or openai.NOT_GIVEN, tool_choice=tool_choice or openai.NOT_GIVEN, max_tokens=2
+        )
     assert (caught.value.body["code"], caught.value.body["param"]) == ("unsupported_parameter", param)
-    assert "does not call functions" in caught.value.body["message"]
+    assert f"(family 'llava') has no tool template {says}" in caught.value.body["message"]
 
 
 async def outputs(*items):

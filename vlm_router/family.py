@@ -12,8 +12,9 @@ from typing import Any
 
 import numpy as np
 
+from . import forced_calls
 from .config import CapabilityOverrides, VideoSupport
-from .conversation import Message, ToolCall
+from .conversation import Message, Text, ToolCall
 
 
 class CapabilityError(Exception):
@@ -197,7 +198,8 @@ class Family(ABC):
     #: VLMPipeline, one request at a time.
     continuous_batching: bool = True
     #: Whether the family calls functions: `build_tool_prompt` renders the tools offered, tool calls and
-    #: `tool` turns, and `parse_tool_calls` reads calls from generated text. Others refuse requests with tools.
+    #: `tool` turns, and `parse_tool_calls` reads calls from generated text. Others take tools only for a forced
+    #: call (`forced_tool_prompt`).
     tools: bool = False
 
     def reserved_tag_in(self, text: str) -> str | None:
@@ -218,6 +220,21 @@ class Family(ABC):
     def parse_tool_calls(self, text: str) -> tuple[str, list[ToolCall]]:
         """The text without its function calls, and the calls (families with `tools`)."""
         raise NotImplementedError(f"family '{self.name}' does not call functions")
+
+    def forced_tool_prompt(self, messages: Sequence[Message], tools: Sequence[Mapping[str, Any]]) -> str:
+        """The prompt of a request whose answer is constrained to a call of one of `tools` (`tool_choice` 'required' or named).
+
+        The default: a family with `tools` uses its tool template (`build_tool_prompt`); any other adds
+        `forced_calls.instruction` (the tools' JSON schemas, and the call's JSON shape) to the system
+        message, or as one first, and builds its plain prompt.
+        """
+        if self.tools:
+            return self.build_tool_prompt(messages, tools)
+        told = forced_calls.instruction(tools)
+        if messages and messages[0].role == "system":
+            told = f"{messages[0].text}\n\n{told}"
+            messages = messages[1:]
+        return self.build_prompt([Message("system", [Text(told)]), *messages])
 
     def for_model(self, config: Mapping[str, Any]) -> Family:
         """This family as it serves the model whose `config.json` is `config`; raise `ValueError` if it cannot.

@@ -6,6 +6,8 @@ import random
 from dataclasses import dataclass
 from typing import Any
 
+from .json_grammar import compact_grammar
+
 
 @dataclass(frozen=True)
 class SamplingParams:
@@ -32,7 +34,7 @@ class SamplingParams:
     stop: tuple[str, ...] = ()
     #: Report each generated token's log-probability.
     logprobs: bool = False
-    #: A JSON schema (as JSON text) the answer must match.
+    #: A JSON schema (as JSON text) the answer must match, as compact JSON (`json_grammar`).
     json_schema: str | None = None
 
 
@@ -89,9 +91,9 @@ def configure(config: Any, params: SamplingParams) -> Any:
     if params.logprobs:
         config.logprobs = 1
     if params.json_schema is not None:
-        structured = openvino_genai.StructuredOutputConfig()
-        structured.json_schema = params.json_schema
-        config.structured_output_config = structured
+        grammar = compact_grammar(params.json_schema)  # no free whitespace: see json_grammar
+        structured = {"grammar": grammar} if grammar is not None else {"json_schema": params.json_schema}
+        config.structured_output_config = openvino_genai.StructuredOutputConfig(**structured)
     return config
 
 

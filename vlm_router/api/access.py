@@ -5,7 +5,7 @@ web page whose name was rebound to 127.0.0.1 cannot reach it (`server.allowed_ho
 this). A request with an `Origin` (a browser's, from a web page) is refused unless
 `server.cors_origins` allows that origin, so no page can drive the server, not even with a form or a
 `text/plain` POST that needs no preflight. `server.api_keys` closes every endpoint but `GET /health` and
-`GET /ready` to requests without `Authorization: Bearer <key>`. The admin endpoints (`/v1/admin/`) take
+`GET /ready` to requests without `Authorization: Bearer <key>` (or `x-api-key: <key>`, as Anthropic's clients send it). The admin endpoints (`/v1/admin/`) take
 one of `server.admin_keys` instead, and answer 403 when there are none. CORS preflights are answered
 before the key checks, as browsers send them without a key.
 """
@@ -32,7 +32,8 @@ OPEN_PATHS = frozenset({"/health", "/ready"})  # reachable with GET (and HEAD) w
 ADMIN_PREFIX = "/v1/admin/"  # paths that take an admin key, never an API key
 ALLOW_METHODS = "GET, POST, OPTIONS"
 ALLOW_HEADERS = ("authorization", "content-type", "x-request-id")
-ALLOW_HEADER_PREFIXES = ("openai-", "x-stainless-")  # what the openai JS client sends
+ALLOW_HEADER_PREFIXES = ("openai-", "x-stainless-", "anthropic-")  # what the openai and anthropic JS clients send
+API_KEY_HEADER = "x-api-key"  # the key as Anthropic's clients send it, allowed in preflights when asked for
 EXPOSE_HEADERS = "Retry-After"  # 429 and 503 say when to come back
 PREFLIGHT_MAX_AGE_S = 600
 _TOKEN = re.compile(r"^[a-z0-9-]+$")
@@ -44,17 +45,17 @@ def _digest(key: str) -> bytes:
 
 
 def _key_check(keys: list[str], kind: str) -> Callable[[web.Request], None]:
-    """A check that refuses (401) a request without one of `keys` as its bearer token; `kind` names the keys in the log."""
+    """A check that refuses (401) a request without one of `keys` as its bearer token (or x-api-key); `kind` names the keys in the log."""
     digests = [_digest(key) for key in keys]
 
     def check(request: web.Request) -> None:
         scheme, _, token = request.headers.get(hdrs.AUTHORIZATION, "").partition(" ")
-        token = token.strip()
-        if scheme.lower() != "bearer" or not token:
+        token = (token.strip() if scheme.lower() == "bearer" else "") or request.headers.get(API_KEY_HEADER, "").strip()
+        if not token:
             log.info("401 for %s %s from %s: no %s", request.method, request.path, request.remote, kind)
             raise _unauthorized(
                 "You didn't provide an API key. You need to provide your API key in an Authorization header "
-                "using Bearer auth (i.e. Authorization: Bearer YOUR_KEY)."
+                "using Bearer auth (i.e. Authorization: Bearer YOUR_KEY), or in an x-api-key header."
             )
         presented = _digest(token)
         matched = False
@@ -169,7 +170,7 @@ class Cors:
             return await handler(request)
         requested = request.headers.get(hdrs.ACCESS_CONTROL_REQUEST_HEADERS, "")
         names = dict.fromkeys([*ALLOW_HEADERS, *(n.strip().lower() for n in requested.split(","))])
-        allowed = [n for n in names if n in ALLOW_HEADERS or (_TOKEN.match(n) and n.startswith(ALLOW_HEADER_PREFIXES))]
+        allowed = [n for n in names if n in (*ALLOW_HEADERS, API_KEY_HEADER) or (_TOKEN.match(n) and n.startswith(ALLOW_HEADER_PREFIXES))]
         return web.Response(
             status=204,
             headers={

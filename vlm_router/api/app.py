@@ -14,15 +14,19 @@ from ..media.loader import MediaLoader
 from ..plugins import FamilyRegistry
 from ..registry import ModelRegistry
 from ..reload import Reloader
-from . import chat, devices, models
+from . import anthropic_api, chat, completions, devices, models, openapi, responses_api
 from .access import ADMIN_PREFIX, setup_access
+from .anthropic_schema import MessageResponse, MessagesRequest
 from .body import body_middleware, defer_expect
 from .chat import ChatService, chat_completions, find_model
 from .connections import setup_connections
-from .errors import APIError, error_middleware
+from .errors import ERROR_RENDERERS, APIError, ErrorRenderer, error_middleware
 from .metrics import setup_metrics
+from .openapi import documented
 from .ready import Readiness
 from .request_log import echo_request_id, request_log
+from .responses import ChatCompletionResponse
+from .schema import ChatCompletionRequest
 
 SERVICE = web.AppKey("service", ChatService)
 RELOADER = web.AppKey("reloader", Reloader)
@@ -30,22 +34,42 @@ RELOAD_PATH = ADMIN_PREFIX + "reload"
 _BACKGROUND = web.AppKey("background", set)
 
 
+@documented(summary='Liveness: {"status": "ok"} while the process serves HTTP.')
 async def health(_: web.Request) -> web.Response:
     return web.json_response({"status": "ok"})
 
 
+@documented(response=models.ModelList, summary="Every configured model.")
 async def list_models(request: web.Request) -> web.Response:
     return models.list_response(request.app[SERVICE].registry.handles)
 
 
+@documented(response=models.ModelCard, summary="One model, by name or alias.")
 async def get_model(request: web.Request) -> web.Response:
     return models.model_response(find_model(request.app[SERVICE].registry, request.match_info["model"]))
 
 
+@documented(ChatCompletionRequest, ChatCompletionResponse, "A chat completion, or its server-sent chunks with stream: true.")
 async def _chat(request: web.Request) -> web.StreamResponse:
     return await chat_completions(request, request.app[SERVICE])
 
 
+@documented(completions.CompletionRequest, completions.CompletionResponse, "A text completion, or its server-sent chunks with stream: true.")
+async def _completions(request: web.Request) -> web.StreamResponse:
+    return await completions.completions(request, request.app[SERVICE])
+
+
+@documented(MessagesRequest, MessageResponse, "Anthropic's Messages API: a message, or its server-sent events with stream: true.")
+async def _messages(request: web.Request) -> web.StreamResponse:
+    return await anthropic_api.messages(request, request.app[SERVICE])
+
+
+@documented(responses_api.ResponsesRequest, responses_api.ResponseObject, "OpenAI's Responses API, stateless: a response, or its events with stream: true.")
+async def _responses(request: web.Request) -> web.StreamResponse:
+    return await responses_api.create_response(request, request.app[SERVICE])
+
+
+@documented(summary="Read models.yaml again and apply it; needs an admin key.")
 async def reload(request: web.Request) -> web.Response:
     """`POST /v1/admin/reload`: the model names added, removed, changed and unchanged, or a 400 naming what is wrong."""
     try:
@@ -82,6 +106,12 @@ def create_app(config: RouterConfig, families: FamilyRegistry, load: Callable[[]
     devices.add_routes(app)
     setup_metrics(app, registry)
     app.router.add_post(chat.PATH, _chat, expect_handler=defer_expect)
+    app.router.add_post(completions.PATH, _completions, expect_handler=defer_expect)
+    app.router.add_post(anthropic_api.PATH, _messages, expect_handler=defer_expect)
+    app.router.add_post(responses_api.PATH, _responses, expect_handler=defer_expect)
+    error_renderers: dict[str, ErrorRenderer] = {anthropic_api.PATH: anthropic_api.error_response}
+    app[ERROR_RENDERERS] = error_renderers
+    app.router.add_get(openapi.PATH, openapi.serve)
 
     async def start(app: web.Application) -> None:
         await fetcher.start()

@@ -3,9 +3,10 @@
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import json
 import logging
-from collections.abc import AsyncGenerator
+from collections.abc import AsyncGenerator, AsyncIterator, Callable
 from dataclasses import dataclass
 from typing import Any
 
@@ -13,6 +14,7 @@ from aiohttp import web
 from aiohttp.web_protocol import RequestPayloadError
 
 from ..config import GenerationDefaults, MediaConfig
+from ..conversation import ToolCall
 from ..generation import Completion, Delta, SamplingParams
 from ..media.loader import MediaLoader
 from ..registry import ModelHandle, ModelRegistry, Overloaded, UnknownModel
@@ -92,8 +94,24 @@ def _check_n_and_logprobs(handle: ModelHandle, chat: ChatCompletionRequest, batc
         raise APIError(400, message, param="logprobs", code="unsupported_parameter")
 
 
-async def chat_completions(request: web.Request, service: ChatService) -> web.StreamResponse:
-    chat = parse_request(await read_json(request))
+@dataclass
+class Generation:
+    """A request admitted to its model and prepared: the outputs its API renders, and how they were asked for."""
+
+    handle: ModelHandle
+    params: SamplingParams
+    outputs: AsyncGenerator[Delta | Completion, None]
+    #: Reads function calls from the answer, when the request offered tools.
+    parse_tool_calls: Callable[[str], tuple[str, list[ToolCall]]] | None
+
+
+@contextlib.asynccontextmanager
+async def generation(request: web.Request, service: ChatService, chat: ChatCompletionRequest) -> AsyncIterator[Generation]:
+    """The one path every API takes: route, admit, load media and model, build the prompt, start generating.
+
+    An API translates its request into `chat`, renders the outputs in its own shape, then `note`s the reply.
+    The model counts the request until the block ends.
+    """
     handle = find_model(service.registry, chat.model)
     record = record_of(request)
     record.model, record.stream = handle.name, chat.stream
@@ -107,16 +125,22 @@ async def chat_completions(request: web.Request, service: ChatService) -> web.St
         _check_n_and_logprobs(handle, chat, ready.worker.batching)
         params = sampling_params(chat, handle.config.defaults)
         outputs = ready.worker.stream(ready.prompt, ready.images, ready.videos, params)
-        reply = Reply(model=handle.name, n=params.n, logprobs=params.logprobs, parse_tool_calls=ready.parse_tool_calls)
-        try:
-            return await _answer(request, chat, reply, outputs, handle.config.request_timeout_s)
-        finally:
-            _note(record_of(request), reply)
+        yield Generation(handle, params, outputs, ready.parse_tool_calls)
     finally:
         handle.release()
 
 
-def _note(record: RequestRecord, reply: Reply) -> None:
+async def chat_completions(request: web.Request, service: ChatService) -> web.StreamResponse:
+    chat = parse_request(await read_json(request))
+    async with generation(request, service, chat) as started:
+        reply = Reply(model=started.handle.name, n=started.params.n, logprobs=started.params.logprobs, parse_tool_calls=started.parse_tool_calls)
+        try:
+            return await _answer(request, chat, reply, started.outputs, started.handle.config.request_timeout_s)
+        finally:
+            note(record_of(request), reply)
+
+
+def note(record: RequestRecord, reply: Reply) -> None:
     """Usage and timings, for the request's log line and metrics."""
     if reply.first_output_at is not None:
         record.ttft_s = reply.first_output_at - record.started

@@ -3,19 +3,17 @@
 openvino-genai converts a schema to a grammar with xgrammar inside a batch step, where an error stops
 the step for every request of the model and leaves the pipeline unusable. So a schema is checked
 here first: its shape by hand, with a 400 naming the place that is wrong, then by xgrammar's own
-converter (the version openvino-genai bundles), so that a schema openvino-genai would refuse is a 400.
+converter (the version openvino-genai bundles) as the worker calls it (`json_grammar`), so that a schema
+openvino-genai would refuse is a 400.
 """
 
 from __future__ import annotations
 
-import functools
-import importlib.machinery
-import importlib.util
 import json
 import re
-from pathlib import Path
-from types import ModuleType
 from typing import Any
+
+from ..json_grammar import compact_grammar
 
 TYPES = frozenset({"string", "number", "integer", "boolean", "null", "object", "array"})
 #: Keywords whose value is one schema, a list of schemas, or a map of names to schemas.
@@ -39,10 +37,11 @@ def check_schema(schema: Any) -> None:
     """Raise `SchemaError` for a schema openvino-genai's grammar compiler would refuse."""
     check_shape(schema)
     try:
-        # as openvino-genai calls it: any whitespace, no indent or separators, strict mode
-        _bindings().Grammar.from_json_schema(json.dumps(schema), True, None, None, True, None, False)
+        grammar = compact_grammar(json.dumps(schema))  # as the worker converts it
     except (RuntimeError, ValueError) as exc:
         raise SchemaError(f"schema cannot be compiled to a grammar: {compiler_reason(str(exc))}") from None
+    if grammar is None:
+        raise SchemaError("json_schema response formats need the grammar compiler openvino-genai uses: install vlm-router[structured]")
 
 
 def compiler_reason(text: str) -> str:
@@ -84,19 +83,3 @@ def check_shape(schema: Any, where: str = "schema", depth: int = 0) -> None:
                 raise SchemaError(f"{where}.{key} must map names to schemas")
             for name, item in schema[key].items():
                 check_shape(item, f"{where}.{key}.{name}", depth + 1)
-
-
-@functools.cache
-def _bindings() -> ModuleType:
-    """xgrammar's native module alone: the package's `__init__` imports torch (about 600 MB, 2 s)."""
-    spec = importlib.util.find_spec("xgrammar")
-    folders = spec.submodule_search_locations or [] if spec is not None else []
-    path = next((p for folder in folders for p in Path(folder).glob("xgrammar_bindings*.so")), None)
-    if path is None:
-        raise SchemaError("json_schema response formats need the grammar compiler openvino-genai uses: install vlm-router[structured]")
-    loader = importlib.machinery.ExtensionFileLoader("xgrammar_bindings", str(path))
-    native = importlib.util.spec_from_file_location("xgrammar_bindings", path, loader=loader)
-    assert native is not None  # never None when a loader is given
-    module = importlib.util.module_from_spec(native)
-    loader.exec_module(module)
-    return module

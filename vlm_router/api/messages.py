@@ -9,7 +9,7 @@ from typing import TypeVar
 from ..conversation import Image, Message, Part, Text, ToolCall, Video
 from ..media.loader import MediaRef, VideoRef
 from .errors import bad_request
-from .schema import ChatCompletionRequest, ImageURLPart, TextPart, VideoFramesPart, VideoURLPart
+from .schema import ChatCompletionRequest, ImageURLPart, RefusalPart, TextPart, VideoFramesPart, VideoURLPart
 
 T = TypeVar("T")
 
@@ -51,6 +51,10 @@ def to_conversation(request: ChatCompletionRequest) -> Conversation:
                 param = f"messages.{i}.content.{j}"
                 if isinstance(part, TextPart):
                     parts.append(Text(part.text))
+                elif isinstance(part, RefusalPart):
+                    if message.role != "assistant":
+                        raise bad_request("refusal parts are only for assistant messages", param=param, code="invalid_value")
+                    parts.append(Text(part.refusal))
                 elif message.role != "user":
                     raise bad_request(f"{message.role} messages take text only; images and videos go in user messages", param=param, code="invalid_value")
                 elif isinstance(part, ImageURLPart):
@@ -110,7 +114,11 @@ def texts_with_params(request: ChatCompletionRequest) -> Iterator[tuple[str, str
         if isinstance(message.content, str):
             yield message.content, f"messages.{i}.content"
             continue
-        texts = [(part.text, f"messages.{i}.content.{j}.text") for j, part in enumerate(message.content or ()) if isinstance(part, TextPart)]
+        texts = [_text_of(part, f"messages.{i}.content.{j}") for j, part in enumerate(message.content or ()) if isinstance(part, TextPart | RefusalPart)]
         yield from texts
         if len(texts) > 1:
             yield "".join(text for text, _ in texts), f"messages.{i}.content"
+
+
+def _text_of(part: TextPart | RefusalPart, param: str) -> tuple[str, str]:
+    return (part.text, f"{param}.text") if isinstance(part, TextPart) else (part.refusal, f"{param}.refusal")

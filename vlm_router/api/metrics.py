@@ -15,7 +15,8 @@ from prometheus_client.exposition import choose_encoder
 
 from ..registry import ModelRegistry
 from ..worker.procfs import rss_bytes
-from . import chat
+from . import chat, completions
+from .openapi import documented
 from .request_log import RequestRecord, observe_requests
 
 
@@ -80,8 +81,8 @@ class Metrics:
         models.on_load = lambda model, seconds: self.load.labels(model).observe(seconds)
 
     def observe(self, request: web.Request, record: RequestRecord, status: int, duration: float) -> None:
-        """Count a finished chat completion request and observe its timings and tokens."""
-        if request.path != chat.PATH:
+        """Count a finished request of a generating API and observe its timings and tokens."""
+        if request.path not in (chat.PATH, completions.PATH):
             return
         model = record.model or ""  # "" when the request named no model this server has
         self.requests.labels(model, str(status), "" if record.stream is None else str(record.stream).lower()).inc()
@@ -99,6 +100,7 @@ class Metrics:
             if status == 200:
                 self.e2e.labels(model).observe(duration)
 
+    @documented(summary="Prometheus metrics, in text format or OpenMetrics.")
     async def handle(self, request: web.Request) -> web.Response:
         """`GET /metrics`, in Prometheus text format, or OpenMetrics when the scraper asks for it."""
         encode, content_type = choose_encoder(request.headers.get("Accept", ""))

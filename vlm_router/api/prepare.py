@@ -12,12 +12,14 @@ import numpy as np
 from ..config import MediaConfig, VideoSupport
 from ..conversation import ToolCall
 from ..family import Capabilities, CapabilityError, PixelRange
+from ..forced_calls import call_schema, parse_forced_call
 from ..media import MediaError
 from ..media.images import Sizer
 from ..media.loader import MediaLoader, RequestBudget
 from ..registry import ModelHandle, ModelUnavailable
 from ..worker.client import Worker
 from .errors import APIError, bad_request
+from .json_schema import SchemaError, check_schema
 from .messages import Conversation, Resolution, texts_with_params, videos_as_images
 from .schema import ChatCompletionRequest
 
@@ -31,14 +33,33 @@ def _check_request(handle: ModelHandle, request: ChatCompletionRequest, image_co
         caps.check(handle.name, image_count, video_count)
     except CapabilityError as exc:
         raise bad_request(str(exc), param="messages", code=f"capability_{exc.rule}") from None
-    uses_tools = any(m.role == "tool" or m.tool_calls for m in request.messages)
-    if (request.offered_tools or uses_tools) and not family.tools:
-        message = f"model '{handle.name}' (family '{family.name}') does not call functions"
-        raise bad_request(message, param="tools" if request.offered_tools else "messages", code="unsupported_parameter")
+    if not family.tools:
+        _check_untemplated_tools(f"model '{handle.name}' (family '{family.name}') has no tool template", request)
     for text, param in texts_with_params(request):
         tag = family.reserved_tag_in(text)
         if tag is not None:
             raise bad_request(f"text may not contain the media placeholder '{tag}'", param=param, code="reserved_tag")
+
+
+def _check_untemplated_tools(model: str, request: ChatCompletionRequest) -> None:
+    """What a family without a tool template refuses: letting the model decide on a call, and calls in the history."""
+    if request.offered_tools and not request.forced_tools:
+        message = f"{model} to decide whether to call a function: set tool_choice to 'required', or to a function, to force a call"
+        raise bad_request(message, param="tools" if request.tool_choice is None else "tool_choice", code="unsupported_parameter")
+    if any(m.role == "tool" or m.tool_calls for m in request.messages):
+        raise bad_request(f"{model} to read function calls and tool results in messages", param="messages", code="unsupported_parameter")
+
+
+def _check_forced_call(request: ChatCompletionRequest) -> None:
+    """Each tool a forced call may use: its parameters must compile to a grammar, as `response_format` schemas must."""
+    forced = {tool["function"]["name"] for tool in request.forced_tools}
+    for index, tool in enumerate(request.tools or ()):
+        if tool.function.name in forced:
+            try:
+                check_schema(call_schema([tool.model_dump(exclude_none=True)]))
+            except SchemaError as exc:
+                param = f"tools.{index}.function.parameters"
+                raise bad_request(f"tool '{tool.function.name}': {exc}", param=param, code="invalid_value") from None
 
 
 def _check_counts(media: MediaConfig, images: int, videos: int) -> None:
@@ -70,7 +91,7 @@ class Prepared:
     prompt: str
     images: list[np.ndarray]
     videos: list[np.ndarray]
-    #: Reads function calls from the answer, when the request offered tools.
+    #: Reads function calls from the answer, when the request offered tools or forced a call.
     parse_tool_calls: Callable[[str], tuple[str, list[ToolCall]]] | None = None
 
 
@@ -81,6 +102,7 @@ async def prepare(loader: MediaLoader, media: MediaConfig, handle: ModelHandle, 
     sampling follows the family's defaults. A request that gives up waiting leaves the load going for the others.
     """
     _check_messages(media, request)
+    _check_forced_call(request)
     _check_counts(media, len(conversation.images), len(conversation.videos))
     _check_request(handle, request, len(conversation.images), len(conversation.videos))
     try:
@@ -109,6 +131,8 @@ async def prepare(loader: MediaLoader, media: MediaConfig, handle: ModelHandle, 
         images, ranges, videos = [image for image, _ in ordered], [pixels for _, pixels in ordered], []
     images = await loader.fit(images, caps.image_sizes([(image.shape[1], image.shape[0]) for image in images], ranges))  # bounded pixels and shapes
     videos = [family.prepare_video(video) for video in videos]
+    if forced := request.forced_tools:
+        return Prepared(worker, family.forced_tool_prompt(messages, forced), images, videos, parse_forced_call)
     tools = request.offered_tools
     prompt = family.build_tool_prompt(messages, tools) if family.tools else family.build_prompt(messages)
     return Prepared(worker, prompt, images, videos, family.parse_tool_calls if tools else None)

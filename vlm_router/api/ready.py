@@ -6,6 +6,7 @@ from __future__ import annotations
 from aiohttp import web
 
 from ..registry import ModelHandle, ModelRegistry, ModelState
+from .openapi import documented
 
 
 def _not_ready(handle: ModelHandle) -> str | None:
@@ -34,6 +35,7 @@ class Readiness:
         eager = (h for h in self._registry.handles if h.config.load == "eager")
         return found + [reason for h in eager if (reason := _not_ready(h)) is not None]
 
+    @documented(summary="Readiness: 200 once the eager models have loaded, else 503 with the reasons.")
     async def answer(self, _: web.Request) -> web.Response:
         if reasons := self.reasons():
             return web.json_response({"status": "not_ready", "reasons": reasons}, status=503)

@@ -10,6 +10,7 @@ import uuid
 from collections import defaultdict
 from collections.abc import AsyncGenerator, Callable, Sequence
 from dataclasses import dataclass
+from typing import Protocol
 
 from aiohttp import web
 from pydantic import BaseModel
@@ -43,6 +44,12 @@ def _usage(completion: Completion) -> UsageInfo:
 
 async def complete(reply: Reply, outputs: AsyncGenerator[Delta | Completion, None], timeout: float | None) -> web.Response:
     """The whole answer as one chat.completion, once generation has finished."""
+    answer = await collect(reply, outputs, timeout)
+    return web.Response(text=answer.model_dump_json(), content_type="application/json")
+
+
+async def collect(reply: Reply, outputs: AsyncGenerator[Delta | Completion, None], timeout: float | None) -> ChatCompletionResponse:
+    """The whole answer, once generation has finished: what every API's non-streaming answer is made from."""
     texts: dict[int, list[str]] = defaultdict(list)
     logprobs: dict[int, list[tuple[str, float]]] = defaultdict(list)
     completion: Completion | None = None
@@ -64,8 +71,7 @@ async def complete(reply: Reply, outputs: AsyncGenerator[Delta | Completion, Non
         message = ChatMessage(content=content, tool_calls=calls or None)
         finish_reason = "tool_calls" if calls else reason
         choices.append(ChatCompletionResponseChoice(index=index, message=message, finish_reason=finish_reason, logprobs=reply.logprobs_of(logprobs[index])))
-    answer = ChatCompletionResponse(id=reply.id, created=reply.created, model=reply.model, choices=choices, usage=_usage(completion))
-    return web.Response(text=answer.model_dump_json(), content_type="application/json")
+    return ChatCompletionResponse(id=reply.id, created=reply.created, model=reply.model, choices=choices, usage=_usage(completion))
 
 
 #: The code of a request the worker passed on and the pipeline refused: its message is openvino-genai's own.
@@ -148,15 +154,33 @@ def _event(body: BaseModel) -> bytes:
     return b"data: " + body.__pydantic_serializer__.to_json(body) + b"\n\n"
 
 
+class ChunkWriter(Protocol):
+    """Writes one API's chunks of a stream: its opening ones, each output's, its end; and an error once it has begun."""
+
+    async def open(self) -> None: ...
+
+    async def write(self, item: Delta | Completion) -> None: ...
+
+    async def close(self) -> None: ...
+
+    def failure(self, error: APIError) -> bytes: ...
+
+
 async def stream(
-    request: web.Request, reply: Reply, outputs: AsyncGenerator[Delta | Completion, None], include_usage: bool, timeout: float | None
+    request: web.Request,
+    reply: Reply,
+    outputs: AsyncGenerator[Delta | Completion, None],
+    include_usage: bool,
+    timeout: float | None,
+    writer: Callable[[web.StreamResponse, Reply, bool], ChunkWriter] | None = None,
 ) -> web.StreamResponse:
-    """Server-sent events: each choice's role, text deltas, each finish reason, usage if asked, then [DONE].
+    """Server-sent events: the `writer`'s chunks (chat.completion chunks, then [DONE], by default).
 
     The stream opens with the first output, so a request the worker refuses (longer than the context,
     say) is a plain HTTP error; one that fails later ends with an error event.
     """
     response = web.StreamResponse(headers={"Content-Type": "text/event-stream", "Cache-Control": "no-cache"})
+    chunks = (writer or _Chunks)(response, reply, include_usage)
     try:
         async with asyncio.timeout(timeout), contextlib.aclosing(outputs) as items:
             try:
@@ -164,13 +188,11 @@ async def stream(
             except Exception as exc:
                 raise generation_error(exc, reply.model, timeout) from None
             await response.prepare(request)
-            for index in range(reply.n):
-                await response.write(_event(reply.chunk(index, DeltaMessage(role="assistant", content=""))))
-            chunks = _Chunks(response, reply, include_usage)
+            await chunks.open()
             await chunks.write(first)
             async for item in items:
                 await chunks.write(item)
-        await response.write(b"data: [DONE]\n\n")
+        await chunks.close()
     except APIError:
         raise
     except ConnectionResetError:
@@ -180,8 +202,7 @@ async def stream(
         if not response.prepared:
             raise error from None
         with contextlib.suppress(ConnectionResetError):
-            await response.write(_event(error.body()))
-            await response.write(b"data: [DONE]\n\n")
+            await response.write(chunks.failure(error))
     return response
 
 
@@ -191,6 +212,11 @@ class _Chunks:
     def __init__(self, response: web.StreamResponse, reply: Reply, include_usage: bool) -> None:
         self._response, self._reply, self._include_usage = response, reply, include_usage
         self._held: dict[int, list[str]] = defaultdict(list)
+
+    async def open(self) -> None:
+        """Each choice's role, in index order."""
+        for index in range(self._reply.n):
+            await self._send(self._reply.chunk(index, DeltaMessage(role="assistant", content="")))
 
     async def write(self, item: Delta | Completion) -> None:
         reply = self._reply
@@ -214,6 +240,13 @@ class _Chunks:
             await self._send(reply.chunk(index, DeltaMessage(), reason))
         if self._include_usage:
             await self._send(reply.usage_chunk(item))
+
+    async def close(self) -> None:
+        await self._response.write(b"data: [DONE]\n\n")
+
+    def failure(self, error: APIError) -> bytes:
+        """The error's body as a chunk, then [DONE]."""
+        return _event(error.body()) + b"data: [DONE]\n\n"
 
     async def _send(self, chunk: ChatCompletionStreamResponse) -> None:
         await self._response.write(_event(chunk))

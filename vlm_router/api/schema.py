@@ -4,11 +4,12 @@ from __future__ import annotations
 
 import json
 import re
-from typing import Annotated, Any, Literal
+from typing import Annotated, Any, Literal, TypeVar
 
 from pydantic import BaseModel, BeforeValidator, ConfigDict, Field, ValidationError, ValidationInfo, field_validator, model_validator
 from pydantic_core import PydanticCustomError
 
+from ..forced_calls import call_schema
 from .errors import APIError
 from .json_schema import check_schema
 
@@ -16,6 +17,7 @@ from .json_schema import check_schema
 #: message says of a field that is missing or misplaced.
 _MISSING, _MISPLACED, _UNSUPPORTED = "missing_field", "misplaced_field", "unsupported_field"
 _PLACEMENT = {_MISSING: "is required", _MISPLACED: "is only for assistant messages"}
+M = TypeVar("M", bound=BaseModel)
 
 
 def _unsupported(field: str) -> PydanticCustomError:
@@ -108,7 +110,14 @@ class VideoURLPart(_VideoOptions):
     video_url: Annotated[VideoURL, BeforeValidator(_url_object)]
 
 
-ContentPart = Annotated[TextPart | ImageURLPart | VideoFramesPart | VideoURLPart, Field(discriminator="type")]
+class RefusalPart(_Request):
+    """An earlier assistant turn's refusal, as OpenAI's API returns it in history: the prompt reads it as text."""
+
+    type: Literal["refusal"]
+    refusal: str
+
+
+ContentPart = Annotated[TextPart | RefusalPart | ImageURLPart | VideoFramesPart | VideoURLPart, Field(discriminator="type")]
 
 
 class CalledFunction(_Request):
@@ -134,7 +143,7 @@ class ChatMessage(_Request):
 
     @model_validator(mode="after")
     def _content_or_calls(self) -> ChatMessage:
-        if self.content is None and not (self.role == "assistant" and self.tool_calls):
+        if self.content is None and self.role != "assistant":  # an assistant's null content is empty text
             raise PydanticCustomError(_MISSING, "{field} " + _PLACEMENT[_MISSING], {"field": "content"})
         if self.tool_calls and self.role != "assistant":
             raise PydanticCustomError(_MISPLACED, "{field} " + _PLACEMENT[_MISPLACED], {"field": "tool_calls"})
@@ -153,8 +162,20 @@ class Tool(_Request):
     function: FunctionDefinition
 
 
+class ChosenFunction(_Request):
+    name: str = Field(min_length=1)
+
+
+class NamedToolChoice(_Request):
+    """A `tool_choice` naming the function the answer must call."""
+
+    type: Literal["function"]
+    function: ChosenFunction
+
+
 class StreamOptions(_Request):
     include_usage: bool = False
+    include_obfuscation: bool = Field(False, description="Accepted; no obfuscation field is sent.")
 
 
 class JSONSchema(_Request):
@@ -189,7 +210,7 @@ ResponseFormat = Annotated[TextFormat | JSONObjectFormat | JSONSchemaFormat, Fie
 
 
 #: Fields with a meaning this server does not implement yet; any value but the default is refused.
-UNSUPPORTED = ("functions", "function_call", "logit_bias", "audio", "modalities", "prediction")
+UNSUPPORTED = ("functions", "function_call", "logit_bias", "audio", "prediction")
 _NEUTRAL: tuple[object, ...] = (None, False, 0, [], {}, "none", "auto", {"type": "text"})
 
 
@@ -213,11 +234,12 @@ class ChatCompletionRequest(_Request):
     top_logprobs: int | None = Field(None, ge=0, le=20)
     response_format: ResponseFormat | None = None
     tools: list[Tool] | None = Field(None, max_length=128)
-    tool_choice: Literal["none", "auto", "required"] | dict[str, Any] | None = None
+    tool_choice: Literal["none", "auto", "required"] | NamedToolChoice | None = None
     top_k: int | None = Field(None, ge=-1, description="Extension, as in vLLM: -1 or 0 turns it off.")
     min_p: float | None = Field(None, ge=0, le=1, description="Extension, as in vLLM.")
     repetition_penalty: float | None = Field(None, gt=0, le=2, description="Extension, as in vLLM: 1 is none.")
     ignore_eos: bool = Field(False, description="Extension (as in vLLM): generate max_tokens tokens whatever comes.")
+    modalities: list[str] | None = Field(None, description="Only `text`: the models write text.")
 
     @model_validator(mode="after")
     def _refuse_unsupported(self) -> ChatCompletionRequest:
@@ -226,9 +248,17 @@ class ChatCompletionRequest(_Request):
                 raise _unsupported(name)
         if self.top_logprobs:
             raise _unsupported("top_logprobs")
-        if self.tool_choice not in (None, "none", "auto"):
-            raise _unsupported("tool_choice")
+        if set(self.modalities or ()) - {"text"}:
+            raise _unsupported("modalities")
         return self
+
+    @field_validator("tool_choice")
+    @classmethod
+    def _named_tool_offered(cls, choice: str | NamedToolChoice | None, info: ValidationInfo) -> str | NamedToolChoice | None:
+        tools = info.data.get("tools")
+        if isinstance(choice, NamedToolChoice) and tools and choice.function.name not in (tool.function.name for tool in tools):
+            raise PydanticCustomError("unknown_tool", "no function '{name}' in tools", {"name": choice.function.name})
+        return choice
 
     @property
     def offered_tools(self) -> list[dict[str, Any]]:
@@ -238,12 +268,22 @@ class ChatCompletionRequest(_Request):
         return [tool.model_dump(exclude_none=True) for tool in self.tools]
 
     @property
+    def forced_tools(self) -> list[dict[str, Any]]:
+        """The tools a forced call is made to (all for 'required', the named one); none when the model decides, or without tools."""
+        if not self.tools or self.tool_choice in (None, "none", "auto"):
+            return []
+        named = self.tool_choice.function.name if isinstance(self.tool_choice, NamedToolChoice) else None
+        return [tool.model_dump(exclude_none=True) for tool in self.tools if named in (None, tool.function.name)]
+
+    @property
     def stop_texts(self) -> tuple[str, ...]:
         return (self.stop,) if isinstance(self.stop, str) else tuple(self.stop or ())
 
     @property
     def json_schema(self) -> str | None:
-        """The JSON schema the answer must match, as JSON text; a JSON object for `json_object`."""
+        """The JSON schema the answer must match, as JSON text: a forced call's, else a JSON object for `json_object`."""
+        if forced := self.forced_tools:
+            return json.dumps(call_schema(forced))
         if isinstance(self.response_format, JSONObjectFormat):
             return json.dumps({"type": "object"})
         if isinstance(self.response_format, JSONSchemaFormat):
@@ -256,11 +296,16 @@ class ChatCompletionRequest(_Request):
 
 
 def parse_request(payload: Any) -> ChatCompletionRequest:
-    """The request, or a 400 naming the most specific field that is wrong."""
+    """The chat request, or a 400 naming the most specific field that is wrong."""
+    return parse_body(ChatCompletionRequest, payload)
+
+
+def parse_body(model: type[M], payload: Any) -> M:
+    """A request body as `model`, or a 400 naming the most specific field that is wrong."""
     if not isinstance(payload, dict):
         raise APIError(400, "the request body must be a JSON object", code="invalid_json")
     try:
-        return ChatCompletionRequest.model_validate(payload)
+        return model.model_validate(payload)
     except ValidationError as exc:
         raise _to_api_error(exc) from None
 
@@ -281,10 +326,12 @@ def _to_api_error(exc: ValidationError) -> APIError:
 
 _UNSUPPORTED_WHY = {
     "top_logprobs": ": openvino-genai reports the chosen token's log-probability only (use logprobs)",
-    "tool_choice": ": only 'auto' and 'none'; the model decides whether to call a tool",
+    "modalities": ": only ['text']; the models write text only",
 }
-_PART_TYPES = ("text", "image_url", "video", "video_url")
+_PART_TYPES = ("text", "refusal", "image_url", "video", "video_url")
 _FORMAT_TYPES = ("text", "json_object", "json_schema")
+#: Union members pydantic names in locations: scalar types, and the models of unions without a discriminator.
+_LABELS = ("str", "int", "float", "bool", NamedToolChoice.__name__)
 
 
 def _param(loc: tuple[int | str, ...]) -> str | None:
@@ -296,7 +343,7 @@ def _param(loc: tuple[int | str, ...]) -> str | None:
     kept: list[str] = []
     previous: int | str | None = None
     for part in loc:
-        is_label = isinstance(part, str) and (part in ("str", "int", "float", "bool") or "[" in part or part.startswith("constrained-"))
+        is_label = isinstance(part, str) and (part in _LABELS or "[" in part or part.startswith("constrained-"))
         is_tag = (isinstance(previous, int) and part in _PART_TYPES) or (previous == "response_format" and part in _FORMAT_TYPES)
         if not (is_label or is_tag):
             kept.append(str(part))
