@@ -87,3 +87,15 @@ def test_documented_keeps_the_handler():
         return web.Response()
 
     assert documented(summary="x")(handler) is handler
+
+
+async def test_each_route_documents_its_own_error_shape(served):
+    """OpenAI's error body everywhere but on Anthropic's Messages API, which answers in Anthropic's."""
+    _, doc = served
+
+    def error_schema(path: str) -> dict:
+        (ref,) = refs(doc["paths"][path]["post"]["responses"]["default"])
+        return doc["components"]["schemas"][ref.rsplit("/", 1)[1]]
+
+    assert set(error_schema("/v1/chat/completions")["properties"]) == {"error"}
+    assert set(error_schema("/v1/messages")["properties"]) == {"type", "error"}

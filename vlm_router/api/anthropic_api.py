@@ -9,12 +9,12 @@ from aiohttp import web
 
 from ..generation import Completion, Delta
 from .anthropic_schema import (
+    AnthropicError,
+    AnthropicErrorObject,
     Content,
     ContentBlockDelta,
     ContentBlockStart,
     ContentBlockStop,
-    ErrorObject,
-    ErrorResponse,
     ErrorType,
     ImageBlock,
     InputJSONDelta,
@@ -179,10 +179,10 @@ _ERROR_TYPES: dict[int, ErrorType] = {
 }
 
 
-def error_body(error: APIError) -> ErrorResponse:
+def error_body(error: APIError) -> AnthropicError:
     """An APIError as Anthropic's error body: the type its status has at Anthropic, and the same message."""
     kind = _ERROR_TYPES.get(error.status, "api_error" if error.status >= 500 else "invalid_request_error")
-    return ErrorResponse(error=ErrorObject(type=kind, message=error.message))
+    return AnthropicError(error=AnthropicErrorObject(type=kind, message=error.message))
 
 
 def error_response(error: APIError) -> web.Response:

@@ -191,16 +191,16 @@ ErrorType = Literal[
 ]
 
 
-class ErrorObject(BaseModel):
+class AnthropicErrorObject(BaseModel):
     type: ErrorType
     message: str
 
 
-class ErrorResponse(BaseModel):
+class AnthropicError(BaseModel):
     """An error body, and a stream's `error` event."""
 
     type: Literal["error"] = "error"
-    error: ErrorObject
+    error: AnthropicErrorObject
 
 
-StreamEvent = MessageStart | Ping | ContentBlockStart | ContentBlockDelta | ContentBlockStop | MessageDelta | MessageStop | ErrorResponse
+StreamEvent = MessageStart | Ping | ContentBlockStart | ContentBlockDelta | ContentBlockStop | MessageDelta | MessageStop | AnthropicError

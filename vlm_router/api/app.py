@@ -14,7 +14,7 @@ from ..media.loader import MediaLoader
 from ..plugins import FamilyRegistry
 from ..registry import ModelRegistry
 from ..reload import Reloader
-from . import anthropic_api, chat, completions, devices, models, openapi, responses_api
+from . import anthropic_api, anthropic_schema, chat, completions, devices, models, openapi, responses_api
 from .access import ADMIN_PREFIX, setup_access
 from .anthropic_schema import MessageResponse, MessagesRequest
 from .body import body_middleware, defer_expect
@@ -59,7 +59,9 @@ async def _completions(request: web.Request) -> web.StreamResponse:
     return await completions.completions(request, request.app[SERVICE])
 
 
-@documented(MessagesRequest, MessageResponse, "Anthropic's Messages API: a message, or its server-sent events with stream: true.")
+@documented(
+    MessagesRequest, MessageResponse, "Anthropic's Messages API: a message, or its server-sent events with stream: true.", error=anthropic_schema.AnthropicError
+)
 async def _messages(request: web.Request) -> web.StreamResponse:
     return await anthropic_api.messages(request, request.app[SERVICE])
 

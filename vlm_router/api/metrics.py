@@ -15,7 +15,7 @@ from prometheus_client.exposition import choose_encoder
 
 from ..registry import ModelRegistry
 from ..worker.procfs import rss_bytes
-from . import chat, completions
+from . import anthropic_api, chat, completions, responses_api
 from .openapi import documented
 from .request_log import RequestRecord, observe_requests
 
@@ -55,6 +55,10 @@ _VISION = (0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 0.75, 1, 1.5, 2, 3, 5, 10, 20, 30)
 _LOAD = (1, 2, 5, 10, 20, 30, 60, 120, 300, 600, 1200, 1800, 3600)
 
 
+#: The APIs that generate: each request of theirs is counted, with its timings and tokens.
+_GENERATING = frozenset({chat.PATH, completions.PATH, responses_api.PATH, anthropic_api.PATH})
+
+
 class Metrics:
     """The server's Prometheus metrics."""
 
@@ -82,7 +86,7 @@ class Metrics:
 
     def observe(self, request: web.Request, record: RequestRecord, status: int, duration: float) -> None:
         """Count a finished request of a generating API and observe its timings and tokens."""
-        if request.path not in (chat.PATH, completions.PATH):
+        if request.path not in _GENERATING:
             return
         model = record.model or ""  # "" when the request named no model this server has
         self.requests.labels(model, str(status), "" if record.stream is None else str(record.stream).lower()).inc()
