@@ -16,6 +16,7 @@ langchain_openai = require("langchain_openai")
 
 
 def chat(base_url: str, model: str = QWEN2, max_tokens: int = TEXT_TOKENS, **options: Any) -> Any:
+    """A `ChatOpenAI` on the suite's server, greedy and short."""
     return langchain_openai.ChatOpenAI(model=model, base_url=base_url, api_key="unused", max_tokens=max_tokens, temperature=0, max_retries=0, timeout=120, **options)
 
 

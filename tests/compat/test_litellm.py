@@ -7,7 +7,7 @@ from typing import Any
 
 import pytest
 
-from .helpers import IMAGE_URL, PROMPT, QWEN2, TEXT_TOKENS, outcome, require
+from .helpers import IMAGE_URL, PROMPT, QWEN2, TEXT_TOKENS, async_outcome, outcome, require
 
 pytestmark = pytest.mark.compat
 
@@ -18,6 +18,7 @@ IMAGE = [{"type": "text", "text": "What is this?"}, {"type": "image_url", "image
 
 
 def options(base_url: str) -> dict[str, Any]:
+    """The arguments of every call: the `openai/` provider on the suite's server, greedy, no retries."""
     return {"model": f"openai/{QWEN2}", "api_base": base_url, "api_key": "unused", "temperature": 0, "num_retries": 0}
 
 
@@ -33,7 +34,7 @@ def test_completion_stream(base_url: str) -> None:
 
 
 async def test_acompletion(base_url: str) -> None:
-    reply = await litellm.acompletion(messages=[{"role": "user", "content": PROMPT}], max_tokens=TEXT_TOKENS, **options(base_url))
+    reply = await async_outcome(lambda: litellm.acompletion(messages=[{"role": "user", "content": PROMPT}], max_tokens=TEXT_TOKENS, **options(base_url)))
     assert reply.choices[0].message.content is not None
 
 

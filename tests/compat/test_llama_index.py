@@ -16,6 +16,7 @@ from llama_index.core.prompts import PromptTemplate  # noqa: E402
 
 
 def llm(base_url: str, model: str = QWEN2, max_tokens: int = TEXT_TOKENS, **options: Any) -> Any:
+    """An `OpenAILike` on the suite's server, greedy and short; its defaults otherwise (`is_chat_model=False`)."""
     return openai_like.OpenAILike(model=model, api_base=base_url, api_key="unused", max_tokens=max_tokens, temperature=0, max_retries=0, timeout=120, **options)
 
 

@@ -20,6 +20,7 @@ SAMPLING = {"max_tokens": TEXT_TOKENS, "temperature": 0}
 
 @pytest.fixture(scope="module")
 def client(base_url: str) -> openai.OpenAI:
+    """The official client with its defaults but retries."""
     return openai.OpenAI(base_url=base_url, api_key="unused", max_retries=0, timeout=120)
 
 
@@ -80,6 +81,19 @@ def test_responses_parse(client: openai.OpenAI) -> None:
     check_answer(reply.output_parsed)
 
 
+def test_responses_stream_helper(client: openai.OpenAI) -> None:
+    """`responses.stream` rebuilds the response from the events of a forced function call."""
+    tool = {"type": "function", "name": "Answer", "parameters": Answer.model_json_schema(), "strict": False}
+
+    def run() -> openai.types.responses.Response:
+        with client.responses.stream(model=QWEN2, input=JSON_PROMPT, tools=[tool], tool_choice="required", max_output_tokens=JSON_TOKENS) as stream:
+            return stream.get_final_response()
+
+    call = outcome(run).output[-1]
+    assert call.type == "function_call" and call.name == "Answer"
+    check_answer(Answer.model_validate_json(call.arguments))
+
+
 @pytest.mark.parametrize("stream", [False, True])
 def test_completions(client: openai.OpenAI, stream: bool) -> None:
     if stream:
@@ -92,6 +106,7 @@ def test_completions(client: openai.OpenAI, stream: bool) -> None:
 
 @pytest.fixture(scope="module")
 def claude(compat_server) -> anthropic.Anthropic:
+    """Anthropic's client: its base URL is the server's root, the client adds `/v1/messages`."""
     return anthropic.Anthropic(base_url=compat_server.url, api_key="unused", max_retries=0, timeout=120)
 
 

@@ -19,6 +19,7 @@ MODELS = {"chat": OpenAIChatModel, "responses": OpenAIResponsesModel}
 
 
 def agent(base_url: str, api: str, model: str, max_tokens: int, **options: Any) -> Any:
+    """An `Agent` on `api`'s model class, greedy and short."""
     provider = OpenAIProvider(base_url=base_url, api_key="unused")
     return pydantic_ai.Agent(MODELS[api](model, provider=provider), model_settings={"max_tokens": max_tokens, "temperature": 0}, **options)
 
@@ -43,3 +44,14 @@ async def test_run_stream(base_url: str, api: str) -> None:
             return "".join([delta async for delta in result.stream_text(delta=True)])
 
     assert await async_outcome(run)
+
+
+@pytest.mark.parametrize("api", MODELS)
+async def test_run_stream_output_type(base_url: str, api: str) -> None:
+    """A streamed forced call of the output tool: the tool-call deltas of chat, the function-call events of Responses."""
+
+    async def run() -> Answer:
+        async with agent(base_url, api, QWEN2, JSON_TOKENS, output_type=Answer, retries=0).run_stream(JSON_PROMPT) as result:
+            return await result.get_output()
+
+    check_answer(await async_outcome(run, content_ok=True))

@@ -184,6 +184,8 @@ class ArgumentsDoneEvent(BaseModel):
     sequence_number: int = 0
     item_id: str
     output_index: int
+    #: The function's name: openai 2.x's event type requires it, 3.x's has dropped it.
+    name: str
     arguments: str
 
 

@@ -94,7 +94,7 @@ class ResponseEvents:
             await self._send(
                 OutputItemEvent(type="response.output_item.added", output_index=index, item=added),
                 ArgumentsDeltaEvent(item_id=item.id, output_index=index, delta=item.arguments),
-                ArgumentsDoneEvent(item_id=item.id, output_index=index, arguments=item.arguments),
+                ArgumentsDoneEvent(item_id=item.id, output_index=index, name=item.name, arguments=item.arguments),
                 OutputItemEvent(type="response.output_item.done", output_index=index, item=item),
             )
             return
