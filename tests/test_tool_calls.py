@@ -7,7 +7,7 @@ import openai
 import pytest
 from openai.types.chat import ChatCompletion, ChatCompletionChunk
 
-from vlm_router.api.replies import Reply, _Chunks, complete
+from vlm_router.api.replies import ChatChunks, Reply, complete
 from vlm_router.default_plugins.qwen3_vl import Qwen3VLFamily
 from vlm_router.generation import Completion, Delta
 
@@ -84,7 +84,7 @@ class Sink:
 
 async def test_a_streamed_call_arrives_whole_with_its_finish_reason():
     sink = Sink()
-    chunks = _Chunks(sink, Reply(model="m", parse_tool_calls=Qwen3VLFamily().parse_tool_calls), include_usage=False)
+    chunks = ChatChunks(sink, Reply(model="m", parse_tool_calls=Qwen3VLFamily().parse_tool_calls), include_usage=False)
     for item in (Delta(0, ANSWER[:30]), Delta(0, ANSWER[30:]), Completion(("stop",), 10, 30)):
         await chunks.write(item)
     parsed = [ChatCompletionChunk.model_validate(event).choices[0] for event in sink.events]

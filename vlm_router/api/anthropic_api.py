@@ -39,7 +39,7 @@ from .anthropic_schema import (
 )
 from .chat import ChatService, generation, note, read_json
 from .errors import APIError
-from .replies import Reply, collect, stream
+from .replies import Reply, collect, sse_event, stream
 from .request_log import record_of
 from .responses import ChatCompletionResponse, ToolCall
 from .schema import ChatCompletionRequest, parse_body, parse_request
@@ -54,7 +54,7 @@ async def messages(request: web.Request, service: ChatService) -> web.StreamResp
     """A message, or its stream of events, for an Anthropic Messages request."""
     chat = to_chat(parse_body(MessagesRequest, await read_json(request)))
     async with generation(request, service, chat) as started:
-        reply = Reply(model=started.handle.name, parse_tool_calls=started.parse_tool_calls)
+        reply = Reply(model=started.handle.name, parse_tool_calls=started.parse_tool_calls, id_prefix="msg_")
         timeout = started.handle.config.request_timeout_s
         try:
             if chat.stream:
@@ -147,11 +147,7 @@ def to_message(answer: ChatCompletionResponse) -> MessageResponse:
     content: list[Content] = [TextContent(text=choice.message.content or "")] if choice.message.content or not calls else []
     content += [_tool_use(call) for call in calls]
     usage = Usage(input_tokens=answer.usage.prompt_tokens, output_tokens=answer.usage.completion_tokens)
-    return MessageResponse(id=_message_id(answer.id), model=answer.model, content=content, stop_reason=_stop_reason(choice.finish_reason), usage=usage)
-
-
-def _message_id(reply_id: str) -> str:
-    return "msg_" + reply_id.removeprefix("chatcmpl-")
+    return MessageResponse(id=answer.id, model=answer.model, content=content, stop_reason=_stop_reason(choice.finish_reason), usage=usage)
 
 
 def _tool_use(call: ToolCall) -> ToolUseContent:
@@ -190,8 +186,6 @@ def error_response(error: APIError) -> web.Response:
     return error.response(error_body(error))
 
 
-def _sse(event: StreamEvent) -> bytes:
-    return f"event: {event.type}\ndata: ".encode() + event.__pydantic_serializer__.to_json(event) + b"\n\n"
 
 
 class _Events:
@@ -205,7 +199,7 @@ class _Events:
 
     async def open(self) -> None:
         empty = Usage(input_tokens=0, output_tokens=0)  # input_tokens comes with message_delta, once known
-        message = MessageResponse(id=_message_id(self._reply.id), model=self._reply.model, content=[], stop_reason=None, usage=empty)
+        message = MessageResponse(id=self._reply.id, model=self._reply.model, content=[], stop_reason=None, usage=empty)
         await self._send(MessageStart(message=message))
         await self._send(Ping())
 
@@ -237,7 +231,7 @@ class _Events:
         """Nothing: `message_stop` came with the outputs' end."""
 
     def failure(self, error: APIError) -> bytes:
-        return _sse(error_body(error))
+        return sse_event(error_body(error), "error")
 
     async def _text(self, text: str) -> None:
         """Text of the message's text block, opening the block first."""
@@ -248,4 +242,4 @@ class _Events:
             await self._send(ContentBlockDelta(index=self._blocks - 1, delta=TextDelta(text=text)))
 
     async def _send(self, event: StreamEvent) -> None:
-        await self._response.write(_sse(event))
+        await self._response.write(sse_event(event, event.type))

@@ -154,6 +154,5 @@ async def _answer(
 ) -> web.StreamResponse:
     """One chat.completion, or the stream of chunks; generation ends by `timeout` seconds from now."""
     if chat.stream:
-        include_usage = bool(chat.stream_options and chat.stream_options.include_usage)
-        return await stream(request, reply, outputs, include_usage, timeout)
+        return await stream(request, reply, outputs, chat.include_usage, timeout)
     return await complete(reply, outputs, timeout)

@@ -15,7 +15,7 @@ from pydantic import BaseModel, ConfigDict, Field, create_model
 from ..generation import Completion, Delta
 from .chat import ChatService, generation, note, read_json
 from .errors import bad_request
-from .replies import Reply, _Chunks, _event, collect, stream
+from .replies import ChatChunks, Reply, collect, sse_event, stream
 from .request_log import record_of
 from .responses import FinishReason, Omittable, UsageInfo
 from .schema import UNSUPPORTED, ChatCompletionRequest, parse_body
@@ -101,7 +101,7 @@ def to_chat(request: _CompletionFields) -> ChatCompletionRequest:
     return parse_body(ChatCompletionRequest, {**shared, **extra, **body})
 
 
-class _TextChunks(_Chunks):
+class _TextChunks(ChatChunks):
     """Writes a stream's outputs as `text_completion` chunks: no role chunk, text, each finish reason, usage if asked;
     it ends, or fails, as a chat stream does."""
 
@@ -121,20 +121,18 @@ class _TextChunks(_Chunks):
 
     async def _send_text(self, choices: list[CompletionChoice], usage: UsageInfo | None = None) -> None:
         reply = self._reply
-        await self._response.write(_event(CompletionResponse(id=reply.id, created=reply.created, model=reply.model, choices=choices, usage=usage)))
+        await self._response.write(sse_event(CompletionResponse(id=reply.id, created=reply.created, model=reply.model, choices=choices, usage=usage)))
 
 
 async def completions(request: web.Request, service: ChatService) -> web.StreamResponse:
     """`POST /v1/completions`: one `text_completion`, or its chunks."""
     chat = to_chat(parse_body(CompletionRequest, await read_json(request)))
     async with generation(request, service, chat) as started:
-        reply = Reply(model=started.handle.name, n=started.params.n)
-        reply.id = "cmpl-" + reply.id.removeprefix("chatcmpl-")
+        reply = Reply(model=started.handle.name, n=started.params.n, id_prefix="cmpl-")
         timeout = started.handle.config.request_timeout_s
         try:
             if chat.stream:
-                include_usage = bool(chat.stream_options and chat.stream_options.include_usage)
-                return await stream(request, reply, started.outputs, include_usage, timeout, _TextChunks)
+                return await stream(request, reply, started.outputs, chat.include_usage, timeout, _TextChunks)
             answer = await collect(reply, started.outputs, timeout)
         finally:
             note(record_of(request), reply)

@@ -9,7 +9,7 @@ import time
 import uuid
 from collections import defaultdict
 from collections.abc import AsyncGenerator, Callable, Sequence
-from dataclasses import dataclass
+from dataclasses import InitVar, dataclass
 from typing import Protocol
 
 from aiohttp import web
@@ -106,6 +106,8 @@ class Reply:
     logprobs: bool = False
     #: Reads function calls from a choice's text, when the request offered tools.
     parse_tool_calls: Callable[[str], tuple[str, list[conversation.ToolCall]]] | None = None
+    #: How the answer's id starts (`chatcmpl-`, `cmpl-`, `msg_`): each API's own.
+    id_prefix: InitVar[str] = "chatcmpl-"
     id: str = ""
     created: int = 0
     #: When generation's first output arrived (`time.monotonic()`), and how it ended: for the request log.
@@ -119,8 +121,8 @@ class Reply:
         if isinstance(item, Completion):
             self.completion = item
 
-    def __post_init__(self) -> None:
-        self.id = f"chatcmpl-{uuid.uuid4().hex}"
+    def __post_init__(self, id_prefix: str) -> None:
+        self.id = f"{id_prefix}{uuid.uuid4().hex}"
         self.created = int(time.time())
 
     def read_calls(self, text: str) -> tuple[str | None, list[ToolCall]]:
@@ -149,9 +151,11 @@ class Reply:
         return ChatCompletionStreamResponse(id=self.id, created=self.created, model=self.model, choices=[], usage=_usage(completion))
 
 
-def _event(body: BaseModel) -> bytes:
-    """A server-sent event of `body`'s JSON: what `model_dump_json` writes, as bytes without its round trip through str."""
-    return b"data: " + body.__pydantic_serializer__.to_json(body) + b"\n\n"
+def sse_event(body: BaseModel, event: str | None = None) -> bytes:
+    """A server-sent event of `body`'s JSON (aliases as field names), named `event` when given: what `model_dump_json`
+    writes, as bytes without its round trip through str."""
+    head = b"data: " if event is None else f"event: {event}\ndata: ".encode()
+    return head + body.__pydantic_serializer__.to_json(body, by_alias=True) + b"\n\n"
 
 
 class ChunkWriter(Protocol):
@@ -180,7 +184,7 @@ async def stream(
     say) is a plain HTTP error; one that fails later ends with an error event.
     """
     response = web.StreamResponse(headers={"Content-Type": "text/event-stream", "Cache-Control": "no-cache"})
-    chunks = (writer or _Chunks)(response, reply, include_usage)
+    chunks = (writer or ChatChunks)(response, reply, include_usage)
     try:
         async with asyncio.timeout(timeout), contextlib.aclosing(outputs) as items:
             try:
@@ -206,7 +210,7 @@ async def stream(
     return response
 
 
-class _Chunks:
+class ChatChunks:
     """Writes a stream's outputs as chunks; with tools offered, each choice's text waits for its end to be read for calls."""
 
     def __init__(self, response: web.StreamResponse, reply: Reply, include_usage: bool) -> None:
@@ -246,7 +250,7 @@ class _Chunks:
 
     def failure(self, error: APIError) -> bytes:
         """The error's body as a chunk, then [DONE]."""
-        return _event(error.body()) + b"data: [DONE]\n\n"
+        return sse_event(error.body()) + b"data: [DONE]\n\n"
 
     async def _send(self, chunk: ChatCompletionStreamResponse) -> None:
-        await self._response.write(_event(chunk))
+        await self._response.write(sse_event(chunk))

@@ -9,7 +9,7 @@ from aiohttp import web
 
 from ..generation import Completion, Delta
 from .errors import APIError
-from .replies import Reply
+from .replies import Reply, sse_event
 from .responses_objects import (
     ArgumentsDeltaEvent,
     ArgumentsDoneEvent,
@@ -45,7 +45,7 @@ class ResponseEvents:
     def _bytes(self, event: StreamEvent) -> bytes:
         event.sequence_number = self._sequence
         self._sequence += 1
-        return f"event: {event.type}\ndata: ".encode() + event.model_dump_json(by_alias=True).encode() + b"\n\n"
+        return sse_event(event, event.type)
 
     async def _send(self, *events: StreamEvent) -> None:
         await self._response.write(b"".join(self._bytes(event) for event in events))

@@ -261,6 +261,11 @@ class ChatCompletionRequest(_Request):
         return choice
 
     @property
+    def include_usage(self) -> bool:
+        """Whether a stream ends with a usage chunk (`stream_options.include_usage`)."""
+        return bool(self.stream_options and self.stream_options.include_usage)
+
+    @property
     def offered_tools(self) -> list[dict[str, Any]]:
         """The tools the model may call, as the chat template reads them; none when `tool_choice` is 'none'."""
         if not self.tools or self.tool_choice == "none":
