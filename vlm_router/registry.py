@@ -5,11 +5,11 @@ from __future__ import annotations
 import asyncio
 import logging
 import time
-from collections.abc import Awaitable, Callable, Collection, Coroutine, Iterable
+from collections.abc import Awaitable, Callable, Collection, Iterable
 from enum import Enum
-from typing import Any
 
 from . import loading
+from .background import Background
 from .config import ModelConfig, RouterConfig, ServerConfig
 from .family import Capabilities, Family
 from .loading import LoadError
@@ -92,7 +92,7 @@ class ModelHandle:
         self._load_task: asyncio.Task[Worker] | None = None
         self._failed_at = 0.0
         self._idle_timer: asyncio.TimerHandle | None = None
-        self._tasks: set[asyncio.Task[Any]] = set()  # unloads and replacements in the background, held until they end
+        self._background = Background(f"model '{config.name}'")  # unloads and replacements
         if config.family is not None and self.family is None:
             self._fail(loading.missing_family(config, families))
 
@@ -222,7 +222,7 @@ class ModelHandle:
         """The keep-alive timer ran out with no request in between: unload in the background."""
         if self.in_flight == 0 and self._worker is not None:
             log.info("model '%s' idle for %.0f s: unloading", self.name, time.monotonic() - self.last_used)
-            self._in_background(self.unload())
+            self._background.run(self.unload())
 
     def _recycle_if_grown(self) -> None:
         """Replace the idle worker if it grew `recycle_growth_gb` past its warm size (the first time it was idle).
@@ -244,23 +244,13 @@ class ModelHandle:
             "model '%s': worker %s holds %.2f GB, %.2f GB more than once warm: replacing it to give the memory back",
             self.name, worker.pid, rss / 1e9, (rss - worker.warm_rss) / 1e9,
         )  # fmt: skip
-        self._in_background(self._replace(worker))
+        self._background.run(self._replace(worker))
 
     async def _replace(self, worker: Worker) -> None:
         """Stop `worker` if it is still this model's and idle, then start a new one."""
         if worker is self._worker and self.in_flight == 0:
             await self.unload()
             await self.worker()
-
-    def _in_background(self, job: Coroutine[Any, Any, Any]) -> None:
-        task = asyncio.get_running_loop().create_task(job)
-        self._tasks.add(task)
-        task.add_done_callback(self._task_done)
-
-    def _task_done(self, task: asyncio.Task[Any]) -> None:
-        self._tasks.discard(task)
-        if not task.cancelled() and task.exception() is not None:  # a failed load is on the model already
-            log.debug("model '%s': background task failed: %s", self.name, task.exception())
 
     async def unload(self, grace: float = UNLOAD_GRACE_S) -> None:
         """Stop the worker (killed after `grace` s); its memory returns to the system and the next request loads the model again."""
@@ -273,8 +263,7 @@ class ModelHandle:
 
     async def close(self, grace: float) -> None:
         """Stop what runs in the background, then the worker."""
-        for task in self._tasks:
-            task.cancel()
+        self._background.cancel()
         await self.unload(grace)
 
     async def drain(self) -> None:
@@ -295,7 +284,7 @@ class ModelHandle:
         self._worker, self._load_task = None, None
         self.state, self.error = ModelState.NOT_LOADED, reason
         self.restarts += 1
-        self._in_background(self.worker())  # its replacement
+        self._background.run(self.worker())  # its replacement
 
 
 class ModelRegistry:
@@ -312,7 +301,7 @@ class ModelRegistry:
         self._retiring: dict[ModelHandle, asyncio.Task[None]] = {}
         #: The drains of the handles a new handle replaces: its first load waits for them.
         self._predecessors: dict[ModelHandle, list[asyncio.Task[None]]] = {}
-        self._tasks: set[asyncio.Task[None]] = set()  # drains and eager loads after `apply`, held until they end
+        self._background = Background("models")  # eager loads and the drains after `apply`
         self._serve([self._handle(m) for m in config.models], self._server.default_model)
 
     def _handle(self, model: ModelConfig) -> ModelHandle:
@@ -340,12 +329,12 @@ class ModelRegistry:
         new = [self._handle(m) for m in config.models if m.name not in kept]
         for old in self.handles:
             if old.name not in kept:
-                self._retiring[old] = self._in_background(self._retire(old))
+                self._retiring[old] = self._background.run(self._retire(old))
         for handle in new:
             self._predecessors[handle] = [task for old, task in self._retiring.items() if old.name == handle.name]
         served = {**kept, **{h.name: h for h in new}}
         self._serve([served[m.name] for m in config.models], config.server.default_model)
-        self._in_background(self.load_eager(new))
+        self._background.run(self.load_eager(new))
         return new
 
     async def _retire(self, handle: ModelHandle) -> None:
@@ -353,12 +342,6 @@ class ModelRegistry:
         log.info("model '%s' of the previous configuration has finished its requests and stopped", handle.name)
         del self._retiring[handle]
         self._predecessors.pop(handle, None)
-
-    def _in_background(self, job: Coroutine[Any, Any, None]) -> asyncio.Task[None]:
-        task = asyncio.get_running_loop().create_task(job)
-        self._tasks.add(task)
-        task.add_done_callback(self._tasks.discard)
-        return task
 
     def _loaded(self, model: str, seconds: float) -> None:
         """A model's load took `seconds`: tell `on_load`, whoever set it since."""
@@ -399,6 +382,10 @@ class ModelRegistry:
                 log.info("unloading model '%s' (least recently used) to make room for '%s'", victim.name, incoming.name)
                 await victim.unload()
 
+    def start(self) -> None:
+        """Begin loading the `load: eager` models; the server answers meanwhile."""
+        self._background.run(self.load_eager())
+
     async def load_eager(self, handles: Iterable[ModelHandle] | None = None) -> None:
         """Load the models of `handles` (default: all) marked `load: eager`; a failure is recorded on its model, never raised."""
         eager = [h for h in (self.handles if handles is None else handles) if h.config.load == "eager"]
@@ -406,6 +393,5 @@ class ModelRegistry:
 
     async def close(self, grace: float = UNLOAD_GRACE_S) -> None:
         """Stop every model's worker, draining ones included, killing those still running after `grace` seconds."""
-        for task in self._tasks:
-            task.cancel()
+        self._background.cancel()
         await asyncio.gather(*(h.close(grace) for h in self.every_handle))

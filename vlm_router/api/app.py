@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import asyncio
 from collections.abc import Callable
 from dataclasses import asdict
 
@@ -31,7 +30,6 @@ from .schema import ChatCompletionRequest
 SERVICE = web.AppKey("service", ChatService)
 RELOADER = web.AppKey("reloader", Reloader)
 RELOAD_PATH = ADMIN_PREFIX + "reload"
-_BACKGROUND = web.AppKey("background", set)
 
 
 @documented(summary='Liveness: {"status": "ok"} while the process serves HTTP.')
@@ -95,7 +93,6 @@ def create_app(config: RouterConfig, families: FamilyRegistry, load: Callable[[]
     registry = ModelRegistry(config, families)
     fetcher = MediaFetcher(config.media)
     app[SERVICE] = ChatService(registry=registry, loader=MediaLoader(fetcher, config.media), media=config.media)
-    app[_BACKGROUND] = set()
     app.router.add_get("/health", health)
     readiness = Readiness(registry)
     app.router.add_get("/ready", readiness.answer)
@@ -117,13 +114,9 @@ def create_app(config: RouterConfig, families: FamilyRegistry, load: Callable[[]
 
     async def start(app: web.Application) -> None:
         await fetcher.start()
-        task = asyncio.create_task(registry.load_eager())  # the server answers while eager models load
-        app[_BACKGROUND].add(task)
-        task.add_done_callback(app[_BACKGROUND].discard)
+        registry.start()
 
     async def stop(app: web.Application) -> None:
-        for task in app[_BACKGROUND]:
-            task.cancel()
         await fetcher.close()
         await registry.close()
 
