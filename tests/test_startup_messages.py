@@ -34,7 +34,7 @@ def test_a_busy_port_is_one_line_naming_the_port_and_how_to_choose_another(tmp_p
     *logged, error = result.stderr.strip().splitlines()
     expected = f"vlm-router: port {port} is already in use on 127.0.0.1 (another vlm-router?): choose another with --port or VLM_SERVICE_PORT"
     assert error == expected
-    assert [json.loads(line)["message"] for line in logged] == [f"serving m on http://127.0.0.1:{port}"], "JSON logs: --log-format after serve"
+    assert [json.loads(line)["message"] for line in logged] == [f"serving m on http://127.0.0.1:{port} (playground: http://127.0.0.1:{port}/)"], "JSON logs: --log-format after serve"
 
 
 @pytest.mark.parametrize(

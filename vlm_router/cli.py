@@ -56,7 +56,9 @@ def serve(args: argparse.Namespace) -> int:
         raise ConfigError(_no_models(path))
     app = create_app(config, load_families(), read)
     names = ", ".join(m.name for m in config.models)
-    logging.getLogger(__name__).info("serving %s on http://%s:%d", names, config.server.host, config.server.port)
+    host, port = config.server.host, config.server.port
+    page = f" (playground: http://{'localhost' if host in ('0.0.0.0', '::') else host}:{port}/)" if config.server.ui else ""
+    logging.getLogger(__name__).info("serving %s on http://%s:%d%s", names, host, port, page)
     asyncio.run(_serve(app, config.server))
     return 0
 

@@ -53,6 +53,7 @@ class ServerConfig(_Strict):
         default_factory=list,
         description="Host header names answered besides loopback ones ('*' for any); none: any unless bound to loopback.",
     )
+    ui: bool = Field(True, description="Serve the browser playground at `/`. VLM_UI=false turns it off.")
     header_timeout_s: float = Field(15.0, gt=0, description="A request's headers must arrive within this of the connection's start or last answer.")
     body_timeout_s: float = Field(30.0, gt=0, description="The longest pause while a request's body arrives (408).")
     max_connections: int = Field(
@@ -287,7 +288,7 @@ def _resolve_paths(config: RouterConfig, base: Path) -> RouterConfig:
 def apply_environment(config: RouterConfig, env: Mapping[str, str]) -> RouterConfig:
     """Apply the original service's variables over the file.
 
-    `VLM_SERVICE_PORT` and `VLM_HOST` set the listening address, `VLM_API_KEYS` and `VLM_ADMIN_KEYS`
+    `VLM_SERVICE_PORT` and `VLM_HOST` set the listening address, `VLM_UI` the playground, `VLM_API_KEYS` and `VLM_ADMIN_KEYS`
     (comma-separated) add API keys and admin keys; `VLM_DEVICE`,
     `VLM_COMPRESSION_WEIGHT_FORMAT` and `VLM_SEED` apply to every model that does not set its own;
     `VLM_MODEL_NAME` selects a configured model (by name, alias or source) or adds it as a `source`
@@ -301,6 +302,8 @@ def apply_environment(config: RouterConfig, env: Mapping[str, str]) -> RouterCon
         server["port"] = _env_int(env, "VLM_SERVICE_PORT")
     if "VLM_HOST" in env:
         server["host"] = env["VLM_HOST"]
+    if "VLM_UI" in env:
+        server["ui"] = env["VLM_UI"]
     for variable, field in (("VLM_API_KEYS", "api_keys"), ("VLM_ADMIN_KEYS", "admin_keys")):
         if variable in env:
             keys = [key.strip() for key in env[variable].split(",") if key.strip()]

@@ -4,10 +4,14 @@ A server bound to loopback answers only requests whose `Host` is a loopback name
 web page whose name was rebound to 127.0.0.1 cannot reach it (`server.allowed_host_names` widens
 this). A request with an `Origin` (a browser's, from a web page) is refused unless
 `server.cors_origins` allows that origin, so no page can drive the server, not even with a form or a
-`text/plain` POST that needs no preflight. `server.api_keys` closes every endpoint but `GET /health` and
-`GET /ready` to requests without `Authorization: Bearer <key>` (or `x-api-key: <key>`, as Anthropic's clients send it). The admin endpoints (`/v1/admin/`) take
-one of `server.admin_keys` instead, and answer 403 when there are none. CORS preflights are answered
-before the key checks, as browsers send them without a key.
+`text/plain` POST that needs no preflight. The one exception is the server's own origin (its
+playground's), where the `Host` is one no rebound name can be: a loopback name, an IP address, or one
+of `server.allowed_host_names`; and reading the playground's page and files, public as they are, is
+never refused for its `Origin`. `server.api_keys` closes every endpoint but `GET /health`, `GET /ready`
+and the playground's page to requests without `Authorization: Bearer <key>` (or `x-api-key: <key>`, as
+Anthropic's clients send it). The admin endpoints (`/v1/admin/`) take one of `server.admin_keys`
+instead, and answer 403 when there are none. CORS preflights are answered before the key checks, as
+browsers send them without a key.
 """
 
 from __future__ import annotations
@@ -24,11 +28,12 @@ from aiohttp import hdrs, web
 from aiohttp.typedefs import Middleware
 
 from ..config import ServerConfig
+from . import playground
 from .errors import APIError, Handler
 
 log = logging.getLogger(__name__)
 
-OPEN_PATHS = frozenset({"/health", "/ready"})  # reachable with GET (and HEAD) without a key
+OPEN_PATHS = frozenset({"/health", "/ready"})  # reachable with GET (and HEAD) without a key, as the playground is
 ADMIN_PREFIX = "/v1/admin/"  # paths that take an admin key, never an API key
 ALLOW_METHODS = "GET, POST, OPTIONS"
 ALLOW_HEADERS = ("authorization", "content-type", "x-request-id")
@@ -37,6 +42,20 @@ API_KEY_HEADER = "x-api-key"  # the key as Anthropic's clients send it, allowed 
 EXPOSE_HEADERS = "Retry-After"  # 429 and 503 say when to come back
 PREFLIGHT_MAX_AGE_S = 600
 _TOKEN = re.compile(r"^[a-z0-9-]+$")
+
+
+def _is_page(path: str) -> bool:
+    """The playground's page or one of its files: public, and fetched with an `Origin` by some browsers."""
+    return path == playground.PATH or path.startswith(playground.PREFIX)
+
+
+def _is_read(request: web.Request) -> bool:
+    return request.method in (hdrs.METH_GET, hdrs.METH_HEAD)
+
+
+def _is_open(request: web.Request) -> bool:
+    """A GET (or HEAD) of an open path that is a route of this server (else its 404 would list the routes)."""
+    return _is_read(request) and (request.path in OPEN_PATHS or _is_page(request.path)) and getattr(request.match_info, "http_exception", None) is None
 
 
 def _digest(key: str) -> bytes:
@@ -74,8 +93,7 @@ def auth_middleware(keys: list[str]) -> Middleware:
 
     @web.middleware
     async def authenticate(request: web.Request, handler: Handler) -> web.StreamResponse:
-        open_path = request.path in OPEN_PATHS and request.method in (hdrs.METH_GET, hdrs.METH_HEAD)
-        if not open_path and not request.path.startswith(ADMIN_PREFIX):
+        if not _is_open(request) and not request.path.startswith(ADMIN_PREFIX):
             check(request)
         return await handler(request)
 
@@ -118,6 +136,23 @@ def _is_loopback(host: str) -> bool:
         return False
 
 
+def _is_address(host: str) -> bool:
+    try:
+        ipaddress.ip_address(host.strip("[]"))
+    except ValueError:
+        return False
+    return True
+
+
+_DEFAULT_PORTS = {"http": 80, "https": 443}
+
+
+def _host_and_port(netloc: str, scheme: str) -> tuple[str, int | None]:
+    """The host name and the port of `netloc` (`host[:port]`), the scheme's port when it has none."""
+    parts = urlsplit("//" + netloc)
+    return (parts.hostname or "").rstrip("."), parts.port or _DEFAULT_PORTS.get(scheme)
+
+
 def host_check(server: ServerConfig) -> Middleware | None:
     """A middleware refusing (403) a `Host` header that `server` does not answer to; None when it answers to any.
 
@@ -148,24 +183,41 @@ def host_check(server: ServerConfig) -> Middleware | None:
 
 
 class Cors:
-    """CORS for `origins` (exact origins such as `https://app.example`, or `*` for any); none: no origin allowed."""
+    """CORS for `origins` (exact origins such as `https://app.example`, or `*` for any); none: no origin allowed but
+    the server's own, when its `Host` is one of `host_names` (`*`: any), a loopback name or an IP address."""
 
-    def __init__(self, origins: list[str]) -> None:
+    def __init__(self, origins: list[str], host_names: list[str]) -> None:
         self.any = "*" in origins
         self.origins = frozenset(o.strip().rstrip("/").lower() for o in origins if o.strip() != "*")
+        self.host_names = frozenset(name.lower().rstrip(".") for name in host_names)
 
     def allows(self, origin: str) -> bool:
         return self.any or origin.lower() in self.origins
+
+    def _own(self, request: web.Request, origin: str) -> tuple[bool, bool]:
+        """Whether `origin` is the server's own as the request's `Host` names it, and whether that name is trusted
+        (no rebound name can be it)."""
+        try:
+            parts = urlsplit(origin.lower())
+            ours = _host_and_port(parts.netloc, parts.scheme) == _host_and_port(request.headers.get(hdrs.HOST, "").lower(), parts.scheme)
+        except ValueError:
+            return False, False
+        host = parts.hostname or ""
+        return ours and bool(host), "*" in self.host_names or host.rstrip(".") in self.host_names or _is_loopback(host) or _is_address(host)
 
     @web.middleware
     async def check(self, request: web.Request, handler: Handler) -> web.StreamResponse:
         """Refuses (403) any request from an origin not allowed, and answers preflights (OPTIONS with Access-Control-Request-Method) from allowed ones (204)."""
         origin = request.headers.get(hdrs.ORIGIN)
-        if origin is None:
+        if origin is None or (_is_read(request) and _is_page(request.path)):
             return await handler(request)
+        ours, trusted = self._own(request, origin)
+        if ours and trusted:
+            return await handler(request)  # the playground, or another page this server served
         if not self.allows(origin):
             log.info("403 for %s %s from %s: Origin %r not allowed", request.method, request.path, request.remote, origin)
-            raise APIError(403, f"requests from the origin {origin!r} are not allowed", code="cors_origin_not_allowed")
+            hint = "list its host name in server.allowed_host_names (or the origin in server.cors_origins)" if ours else "list it in server.cors_origins"
+            raise APIError(403, f"requests from the origin {origin!r} are not allowed: {hint}", code="cors_origin_not_allowed")
         if request.method != hdrs.METH_OPTIONS or hdrs.ACCESS_CONTROL_REQUEST_METHOD not in request.headers:
             return await handler(request)
         requested = request.headers.get(hdrs.ACCESS_CONTROL_REQUEST_HEADERS, "")
@@ -202,7 +254,7 @@ def setup_access(app: web.Application, server: ServerConfig) -> None:
     check = host_check(server)
     if check is not None:
         app.middlewares.append(check)
-    cors = Cors(server.cors_origins)
+    cors = Cors(server.cors_origins, server.allowed_host_names)
     app.middlewares.append(cors.check)
     if server.cors_origins:
         app.on_response_prepare.append(cors.add_headers)

@@ -13,7 +13,7 @@ from ..media.loader import MediaLoader
 from ..plugins import FamilyRegistry
 from ..registry import ModelRegistry
 from ..reload import Reloader
-from . import anthropic_api, anthropic_schema, chat, completions, devices, models, openapi, responses_api
+from . import anthropic_api, anthropic_schema, chat, completions, devices, models, openapi, playground, responses_api
 from .access import ADMIN_PREFIX, setup_access
 from .anthropic_schema import MessageResponse, MessagesRequest
 from .body import body_middleware, defer_expect
@@ -111,6 +111,8 @@ def create_app(config: RouterConfig, families: FamilyRegistry, load: Callable[[]
     error_renderers: dict[str, ErrorRenderer] = {anthropic_api.PATH: anthropic_api.error_response}
     app[ERROR_RENDERERS] = error_renderers
     app.router.add_get(openapi.PATH, openapi.serve)
+    if config.server.ui:
+        playground.add_routes(app)
 
     async def start(app: web.Application) -> None:
         await fetcher.start()
