@@ -1,0 +1,215 @@
+"""Three vlm-router replicas behind nginx, run from the configuration docs/deployment.md shows
+(`docker/nginx/vlm-router.conf`), sharing one read-only model folder: spreading, a replica killed,
+a rolling restart, and streaming through the proxy.
+
+Without nginx these tests skip, unless `VLM_NGINX_TESTS=required` (as `.ci/run` sets) makes that a failure.
+`-k "nginx or replica"` selects them.
+"""
+
+from __future__ import annotations
+
+import os
+import re
+import shutil
+import threading
+import time
+from collections import Counter
+from collections.abc import Iterator
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import httpx
+import pytest
+
+from .conftest import ROOT
+from .replicas import Nginx, Replica, nginx_binary
+
+pytestmark = pytest.mark.nginx
+
+MODEL = "m"
+REPLICAS = 3
+
+
+@dataclass
+class Cluster:
+    replicas: list[Replica]
+    nginx: Nginx
+
+    def served(self) -> Counter[str]:
+        """How many requests each replica answered, as nginx logged them (the last replica tried)."""
+        return Counter(entry["upstreams"][-1] for entry in self.nginx.access())
+
+
+def _snapshot(folder: Path) -> dict[str, tuple[int, int]]:
+    return {str(p.relative_to(folder)): (p.stat().st_size, p.stat().st_mtime_ns) for p in sorted(folder.rglob("*"))}
+
+
+@pytest.fixture(scope="module")
+def shared_model(tiny_qwen, tmp_path_factory) -> Iterator[Path]:
+    """One copy of the tiny Qwen2-VL that every replica serves, read-only; unchanged at the end."""
+    if nginx_binary() is None:
+        reason = "nginx missing: apt-get install nginx"
+        if os.environ.get("VLM_NGINX_TESTS") == "required":
+            pytest.fail(reason)
+        pytest.skip(reason)
+    folder = tmp_path_factory.mktemp("shared") / "qwen2_vl"
+    shutil.copytree(tiny_qwen, folder)
+    for path in [*folder.rglob("*"), folder]:
+        path.chmod(0o555 if path.is_dir() else 0o444)
+    before = _snapshot(folder)
+    yield folder
+    assert _snapshot(folder) == before, "a replica wrote into the shared model folder"
+
+
+@pytest.fixture
+def cluster(shared_model, tmp_path) -> Iterator[Cluster]:
+    models = [{"name": MODEL, "path": str(shared_model), "load": "eager", "defaults": {"max_tokens": 8, "temperature": 0}}]
+    replicas = [Replica(tmp_path / f"replica-{i}", models).start() for i in range(REPLICAS)]
+    try:
+        for replica in replicas:
+            replica.wait_ready()
+        nginx = Nginx(tmp_path / "nginx", replicas).start()
+        try:
+            yield Cluster(replicas, nginx)
+        finally:
+            nginx.stop()
+    finally:
+        for replica in replicas:
+            replica.kill()
+
+
+def chat(text: str, **fields: Any) -> dict[str, Any]:
+    return {"model": MODEL, "messages": [{"role": "user", "content": text}], **fields}
+
+
+def ask(cluster: Cluster, index: int) -> int:
+    """One short chat completion through nginx; its status."""
+    return httpx.post(cluster.nginx.url + "/v1/chat/completions", json=chat(f"Hello {index}"), timeout=120).status_code
+
+
+def metric(replica: Replica, name: str, **labels: str) -> float:
+    """The sum of the replica's series `name` that have `labels`."""
+    wanted = {f'{k}="{v}"' for k, v in labels.items()}
+    series = re.findall(rf"^{name}\{{(.*)\}} (\S+)$", httpx.get(replica.url + "/metrics", timeout=10).text, re.M)
+    return sum(float(value) for found, value in series if wanted <= set(found.split(",")))
+
+
+class Stream(threading.Thread):
+    """A streaming request through nginx on a thread: `started` once its first text arrived; `outcome` at the end
+    ("done": it ended with [DONE]; "cut": the connection ended first)."""
+
+    def __init__(self, cluster: Cluster, index: int, max_tokens: int) -> None:
+        super().__init__(daemon=True)
+        self.body = chat(f"Story {index}", stream=True, max_tokens=max_tokens)
+        self.url = cluster.nginx.url + "/v1/chat/completions"
+        self.started = threading.Event()
+        self.outcome = ""
+
+    def run(self) -> None:
+        try:
+            with httpx.stream("POST", self.url, json=self.body, timeout=120) as response:
+                assert response.status_code == 200
+                for line in response.iter_lines():
+                    if line.startswith('data: {"') and '"content":"' in line:
+                        self.started.set()
+                    if line == "data: [DONE]":
+                        self.outcome = "done"
+                        return
+        except httpx.TransportError:
+            pass
+        self.outcome = "cut"
+
+
+def test_requests_spread_across_the_replicas_behind_nginx(cluster):
+    with ThreadPoolExecutor(6) as pool:
+        statuses = list(pool.map(lambda i: ask(cluster, i), range(18)))
+    assert statuses == [200] * 18
+    served = cluster.served()
+    assert set(served) == {replica.address for replica in cluster.replicas}
+    assert min(served.values()) >= 3, served
+    for replica in cluster.replicas:  # nginx's account and the replicas' own agree
+        assert metric(replica, "vlm_router_requests_total", model=MODEL, status="200") == served[replica.address]
+
+
+def test_killing_a_replica_fails_only_its_requests_in_flight(cluster):
+    streams = [Stream(cluster, i, max_tokens=1500) for i in range(6)]
+    for stream in streams:
+        stream.start()
+    for stream in streams:
+        assert stream.started.wait(60), "every stream produced text"
+    in_flight = {replica.address: replica.running() for replica in cluster.replicas}
+    victim = max(cluster.replicas, key=lambda replica: in_flight[replica.address])
+    assert in_flight[victim.address] >= 1 and sum(in_flight.values()) == 6
+    victim.kill()
+    for stream in streams:
+        stream.join(120)
+    outcomes = Counter(stream.outcome for stream in streams)
+    assert outcomes == Counter({"cut": in_flight[victim.address], "done": 6 - in_flight[victim.address]})
+
+    logged = len(cluster.nginx.access())
+    with ThreadPoolExecutor(3) as pool:
+        assert list(pool.map(lambda i: ask(cluster, i), range(9))) == [200] * 9
+    later = cluster.nginx.access()[logged:]
+    assert len(later) == 9 and all(entry["upstreams"][-1] != victim.address for entry in later)
+
+
+def test_a_rolling_restart_behind_nginx_loses_no_request(cluster):
+    stop = threading.Event()
+    results: list[str] = []
+
+    def client(index: int) -> None:
+        count = 0
+        while not stop.is_set():
+            stream = index % 2 == 1  # half the clients stream: their requests run through a replica's shutdown
+            body = chat(f"Client {index} request {count}", stream=stream, max_tokens=32)
+            try:
+                response = httpx.post(cluster.nginx.url + "/v1/chat/completions", json=body, timeout=120)
+                ok = response.status_code == 200 and (not stream or response.text.endswith("data: [DONE]\n\n"))
+                results.append("ok" if ok else f"{response.status_code} {response.text[:200]}")
+            except httpx.TransportError as exc:
+                results.append(repr(exc))
+            count += 1
+
+    clients = [threading.Thread(target=client, args=(i,), daemon=True) for i in range(4)]
+    for thread in clients:
+        thread.start()
+    restarted = []
+    for replica in cluster.replicas:  # one at a time, each back and ready before the next goes
+        time.sleep(1)
+        assert replica.terminate() == 0, replica.log()[-2000:]
+        replica.start().wait_ready()
+        restarted.append(len(cluster.nginx.access()))
+    time.sleep(1)
+    stop.set()
+    for thread in clients:
+        thread.join(120)
+    failures = [result for result in results if result != "ok"]
+    assert failures == [] and len(results) >= 20, (failures, len(results))
+    served_after = Counter(entry["upstreams"][-1] for entry in cluster.nginx.access()[restarted[0] :])
+    assert cluster.replicas[0].address in served_after, "the first replica restarted serves again"
+
+
+def test_streaming_through_nginx_is_not_buffered(cluster):
+    """The first text reaches the client while the replica still generates: the client leaves on reading it,
+    and the replica sees it leave (499) before its answer ends. Were the answer held back to its end, it would
+    have ended (200) first."""
+    body = chat("Go on.", stream=True, max_tokens=4000, ignore_eos=True)
+    with httpx.stream("POST", cluster.nginx.url + "/v1/chat/completions", json=body, timeout=120) as response:
+        assert response.headers["content-type"].startswith("text/event-stream")
+        first = next(line for line in response.iter_lines() if '"content":"' in line and '"content":""' not in line)
+    assert first.startswith("data: {")
+    replica = next(r for r in cluster.replicas if r.address == cluster.nginx.access()[-1]["upstreams"][-1])
+    for _ in range(200):
+        if metric(replica, "vlm_router_requests_total", model=MODEL, stream="true"):
+            break
+        time.sleep(0.05)
+    assert metric(replica, "vlm_router_requests_total", model=MODEL, status="499", stream="true") == 1
+    assert metric(replica, "vlm_router_requests_total", model=MODEL, status="200", stream="true") == 0
+
+
+def test_the_documented_nginx_configuration_is_the_tested_one():
+    documented = (ROOT / "docs" / "deployment.md").read_text()
+    template = (ROOT / "docker" / "nginx" / "vlm-router.conf").read_text()
+    assert f"```nginx\n{template}```" in documented, "docs/deployment.md shows docker/nginx/vlm-router.conf verbatim"
