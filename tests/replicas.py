@@ -193,6 +193,14 @@ class Nginx:
             )
         return entries
 
+    def wait_logged(self, count: int, timeout: float = 10) -> list[dict[str, Any]]:
+        """The access log once it has `count` requests (nginx writes a line as a request ends, which may be just
+        after its client has read the answer)."""
+        deadline = time.monotonic() + timeout
+        while len(entries := self.access()) < count and time.monotonic() < deadline:
+            time.sleep(0.02)
+        return entries
+
     def errors(self) -> str:
         path = self.folder / "error.log"
         return path.read_text(errors="replace") if path.exists() else ""

@@ -38,9 +38,9 @@ class Cluster:
     replicas: list[Replica]
     nginx: Nginx
 
-    def served(self) -> Counter[str]:
-        """How many requests each replica answered, as nginx logged them (the last replica tried)."""
-        return Counter(entry["upstreams"][-1] for entry in self.nginx.access())
+    def served(self, requests: int) -> Counter[str]:
+        """How many of the first `requests` each replica answered, as nginx logged them (the last replica tried)."""
+        return Counter(entry["upstreams"][-1] for entry in self.nginx.wait_logged(requests)[:requests])
 
 
 def _snapshot(folder: Path) -> dict[str, tuple[int, int]]:
@@ -127,7 +127,7 @@ def test_requests_spread_across_the_replicas_behind_nginx(cluster):
     with ThreadPoolExecutor(6) as pool:
         statuses = list(pool.map(lambda i: ask(cluster, i), range(18)))
     assert statuses == [200] * 18
-    served = cluster.served()
+    served = cluster.served(18)
     assert set(served) == {replica.address for replica in cluster.replicas}
     assert min(served.values()) >= 3, served
     for replica in cluster.replicas:  # nginx's account and the replicas' own agree
@@ -149,10 +149,10 @@ def test_killing_a_replica_fails_only_its_requests_in_flight(cluster):
     outcomes = Counter(stream.outcome for stream in streams)
     assert outcomes == Counter({"cut": in_flight[victim.address], "done": 6 - in_flight[victim.address]})
 
-    logged = len(cluster.nginx.access())
+    assert len(cluster.nginx.wait_logged(6)) == 6
     with ThreadPoolExecutor(3) as pool:
         assert list(pool.map(lambda i: ask(cluster, i), range(9))) == [200] * 9
-    later = cluster.nginx.access()[logged:]
+    later = cluster.nginx.wait_logged(15)[6:]
     assert len(later) == 9 and all(entry["upstreams"][-1] != victim.address for entry in later)
 
     for replica in cluster.replicas:
@@ -194,8 +194,9 @@ def test_a_rolling_restart_behind_nginx_loses_no_request(cluster):
         thread.join(120)
     failures = [result for result in results if result != "ok"]
     assert failures == [] and len(results) >= 20, (failures, len(results))
-    served_after = Counter(entry["upstreams"][-1] for entry in cluster.nginx.access()[restarted[0] :])
-    assert cluster.replicas[0].address in served_after, "the first replica restarted serves again"
+    logged = cluster.nginx.wait_logged(len(results))
+    for replica, since in zip(cluster.replicas, restarted):
+        assert any(entry["upstreams"][-1] == replica.address for entry in logged[since:]), "each replica serves again once restarted"
 
 
 def test_streaming_through_nginx_is_not_buffered(cluster):
@@ -207,13 +208,15 @@ def test_streaming_through_nginx_is_not_buffered(cluster):
         assert response.headers["content-type"].startswith("text/event-stream")
         first = next(line for line in response.iter_lines() if '"content":"' in line and '"content":""' not in line)
     assert first.startswith("data: {")
-    replica = next(r for r in cluster.replicas if r.address == cluster.nginx.access()[-1]["upstreams"][-1])
-    for _ in range(200):
-        if metric(replica, "vlm_router_requests_total", model=MODEL, stream="true"):
+
+    def streams(**status: str) -> float:
+        return sum(metric(replica, "vlm_router_requests_total", model=MODEL, stream="true", **status) for replica in cluster.replicas)
+
+    for _ in range(600):  # until the replica has counted it
+        if streams():
             break
         time.sleep(0.05)
-    assert metric(replica, "vlm_router_requests_total", model=MODEL, status="499", stream="true") == 1
-    assert metric(replica, "vlm_router_requests_total", model=MODEL, status="200", stream="true") == 0
+    assert streams(status="499") == 1 and streams(status="200") == 0
 
 
 def test_the_documented_nginx_configuration_is_the_tested_one():
