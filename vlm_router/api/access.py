@@ -171,7 +171,7 @@ def host_check(server: ServerConfig) -> Middleware | None:
         given = request.headers.get(hdrs.HOST)
         if given is not None:  # a browser always sends one; HTTP/1.0 tools may not
             try:
-                host = (urlsplit("//" + given).hostname or "").rstrip(".")
+                host, _ = _host_and_port(given, "http")
             except ValueError:
                 host = ""
             if not allows(host):
