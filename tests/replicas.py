@@ -87,7 +87,7 @@ class Replica:
         return self
 
     def wait_ready(self, timeout: float = 180) -> None:
-        """Until `GET /ready` answers 200: the eager models have loaded."""
+        """Until `GET /ready` answers 200: the eager models have loaded. A model that failed to load raises at once."""
         deadline = time.monotonic() + timeout
         while time.monotonic() < deadline:
             if self.process is not None and self.process.poll() is not None:
@@ -95,8 +95,11 @@ class Replica:
             try:
                 if httpx.get(self.url + "/ready", timeout=5).status_code == 200:
                     return
+                failed = [card for card in httpx.get(self.url + "/v1/models", timeout=5).json()["data"] if card["state"] == "failed"]
             except httpx.TransportError:
-                pass
+                failed = []
+            if failed:
+                raise RuntimeError(f"replica on port {self.port}: {failed[0]['id']} failed to load: {failed[0]['error']}")
             time.sleep(0.2)
         raise TimeoutError(f"replica on port {self.port} not ready after {timeout} s:\n{self.log()[-3000:]}")
 
@@ -139,13 +142,14 @@ class Nginx:
         if binary is None:
             raise RuntimeError("nginx is not installed: apt-get install nginx")
         self.folder.mkdir(parents=True, exist_ok=True)
-        self.folder.chmod(0o755)
         for temp in ("client_body", "proxy", "fastcgi", "uwsgi", "scgi"):
             (self.folder / temp).mkdir(exist_ok=True)
-            (self.folder / temp).chmod(0o777)  # nginx's workers, which may run as another user, write there
         (self.folder / "vlm-router.conf").write_text(render([r.address for r in self.replicas], self.port))
+        # Started as root, nginx runs its workers as nobody, who could not reach the request-body folder inside a
+        # private temporary folder (any body over 16 KB, an image request, would fail): here they stay root.
+        user = "user root;\n" if os.geteuid() == 0 else ""
         (self.folder / "nginx.conf").write_text(
-            f"daemon off;\nworker_processes 1;\npid {self.folder}/nginx.pid;\nerror_log {self.folder}/error.log notice;\n"
+            f"daemon off;\n{user}worker_processes 1;\npid {self.folder}/nginx.pid;\nerror_log {self.folder}/error.log notice;\n"
             "events { worker_connections 1024; }\n"
             "http {\n"
             f"    log_format upstreams '{LOG_FORMAT}';\n"

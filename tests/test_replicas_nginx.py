@@ -8,6 +8,8 @@ Without nginx these tests skip, unless `VLM_NGINX_TESTS=required` (as `.ci/run` 
 
 from __future__ import annotations
 
+import io
+import json
 import os
 import re
 import shutil
@@ -21,10 +23,12 @@ from pathlib import Path
 from typing import Any
 
 import httpx
+import numpy as np
 import openai
 import pytest
+from PIL import Image
 
-from .conftest import ROOT
+from .conftest import ROOT, data_url
 from .replicas import Nginx, Replica, nginx_binary
 
 pytestmark = pytest.mark.nginx
@@ -90,6 +94,12 @@ def ask(cluster: Cluster, index: int) -> int:
     return httpx.post(cluster.nginx.url + "/v1/chat/completions", json=chat(f"Hello {index}"), timeout=120).status_code
 
 
+def encode_png(pixels: np.ndarray) -> bytes:
+    out = io.BytesIO()
+    Image.fromarray(pixels).save(out, format="PNG")
+    return out.getvalue()
+
+
 def metric(replica: Replica, name: str, **labels: str) -> float:
     """The sum of the replica's series `name` that have `labels`."""
     wanted = {f'{k}="{v}"' for k, v in labels.items()}
@@ -125,7 +135,12 @@ class Stream(threading.Thread):
 
 def test_requests_spread_across_the_replicas_behind_nginx(cluster):
     with ThreadPoolExecutor(6) as pool:
-        statuses = list(pool.map(lambda i: ask(cluster, i), range(18)))
+        statuses = list(pool.map(lambda i: ask(cluster, i), range(17)))
+    noise = np.random.default_rng(0).integers(0, 256, (256, 256, 3), dtype=np.uint8)
+    image = {"type": "image_url", "image_url": {"url": data_url(encode_png(noise))}}
+    body = {"model": MODEL, "messages": [{"role": "user", "content": [image, {"type": "text", "text": "What is it?"}]}]}
+    assert len(json.dumps(body)) > 100_000, "a body nginx keeps in a file, not in memory"
+    statuses.append(httpx.post(cluster.nginx.url + "/v1/chat/completions", json=body, timeout=120).status_code)
     assert statuses == [200] * 18
     served = cluster.served(18)
     assert set(served) == {replica.address for replica in cluster.replicas}
