@@ -19,6 +19,8 @@ case "$VLM_DEVICE" in
 esac
 export VLM_COMPRESSION_WEIGHT_FORMAT="${VLM_COMPRESSION_WEIGHT_FORMAT:-int8}"
 export VLM_SERVICE_PORT="${VLM_SERVICE_PORT:-9764}"
+# Published on this machine only; 0.0.0.0 opens the port to the network (set VLM_API_KEYS then).
+export VLM_HOST_BIND="${VLM_HOST_BIND:-127.0.0.1}"
 
 # No default: unset (or empty), the server serves models.yaml's default model and samples without a
 # fixed seed.

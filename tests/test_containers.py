@@ -49,8 +49,37 @@ def instructions(dockerfile: str) -> list[tuple[str, str]]:
     return [(item["instruction"], item["value"]) for item in parsed.structure if item["instruction"] != "COMMENT"]
 
 
-def values(dockerfile: str, instruction: str) -> list[str]:
-    return [value for name, value in instructions(dockerfile) if name == instruction]
+def stages(dockerfile: str) -> dict[str, tuple[str, list[tuple[str, str]]]]:
+    """Each stage by its name (or number): what it starts FROM, and its instructions."""
+    found: dict[str, tuple[str, list[tuple[str, str]]]] = {}
+    for name, value in instructions(dockerfile):
+        if name == "FROM":
+            words = value.split()
+            stage = words[2] if len(words) == 3 and words[1].upper() == "AS" else str(len(found))
+            found[stage] = (words[0], [])
+        else:
+            found[list(found)[-1]][1].append((name, value))
+    return found
+
+
+def chain(dockerfile: str, target: str = "serve") -> list[tuple[str, str]]:
+    """The instructions that make the image `target`: its parent stages' first, from the base image's FROM on."""
+    every = stages(dockerfile)
+    base, steps = every[target]
+    return (chain(dockerfile, base) if base in every else [("FROM", base)]) + steps
+
+
+def values(dockerfile: str, instruction: str, target: str = "serve") -> list[str]:
+    """The values of `instruction` in the image `target` (compose.yaml builds `serve`)."""
+    return [value for name, value in chain(dockerfile, target) if name == instruction]
+
+
+def envs(dockerfile: str, target: str = "serve") -> dict[str, str]:
+    """The ENV the image `target` has, later stages over earlier ones."""
+    found: dict[str, str] = {}
+    for value in values(dockerfile, "ENV", target):
+        found.update(dict(pair.split("=", 1) for pair in shlex.split(value.replace("\\\n", " "))))
+    return found
 
 
 def exec_form(value: str) -> list[str]:
@@ -77,17 +106,19 @@ BASE_PYTHON = {"python:3.11-slim": "3.11", "ubuntu:24.04": "3.12"}
 
 @pytest.mark.parametrize("dockerfile", DOCKERFILES)
 def test_dockerfile_base_brings_a_python_the_project_supports(dockerfile):
-    assert instructions(dockerfile)[0][0] == "FROM"
+    name, base = chain(dockerfile)[0]
+    assert name == "FROM"
     requires = pyproject()["project"]["requires-python"]
-    assert SpecifierSet(requires).contains(BASE_PYTHON[parse(dockerfile).baseimage])
+    assert SpecifierSet(requires).contains(BASE_PYTHON[base])
 
 
 @pytest.mark.parametrize("dockerfile", DOCKERFILES)
 def test_dockerfile_copies_what_exists_and_every_package(dockerfile):
     copied = []
-    for value in values(dockerfile, "COPY") + values(dockerfile, "ADD"):
-        parts = [part for part in (json.loads(value) if value.startswith("[") else shlex.split(value)) if not part.startswith("--")]
-        copied += parts[:-1]
+    for name, value in instructions(dockerfile):
+        if name in ("COPY", "ADD") and "--from=" not in value:  # from the build context, not another stage
+            parts = [part for part in (json.loads(value) if value.startswith("[") else shlex.split(value)) if not part.startswith("--")]
+            copied += parts[:-1]
     assert copied
     missing = [source for source in copied if not (ROOT / source).exists()]
     assert not missing, f"{dockerfile} copies what the build context lacks: {missing}"
@@ -119,14 +150,35 @@ def test_every_package_folder_is_installed():
     assert "plugins" not in found, "the built-in families install under vlm_router, not as a top-level `plugins`"
 
 
-@pytest.mark.parametrize("dockerfile", DOCKERFILES)
-def test_dockerfile_installs_as_the_readme_does(dockerfile):
+def test_cpu_serving_image_installs_as_the_readme_quick_start_does_with_no_torch():
+    dockerfile = "docker/Dockerfile"
+    quick_start = re.search(r"pip install -e \. && (pip install --no-deps '[^']+')", (ROOT / "README.md").read_text()).group(1)
+    (install,) = [value for value in values(dockerfile, "RUN") if "pip install" in value]
+    assert "pip install /wheels/*.whl" in install and quick_start in install and "find_spec('torch')" in install
+    (wheel,) = [value for value in values(dockerfile, "RUN", "wheel") if "pip wheel" in value]
+    assert "--no-deps" in wheel, "the project's wheel alone: its dependencies install in the image"
+    copied = [value.split()[0] for value in values(dockerfile, "COPY", "wheel")]
+    assert {"vlm_router", "plugins", "pyproject.toml"} <= set(copied)
+    assert not [value for value in values(dockerfile, "COPY") if value.split()[0] in ("vlm_router", "plugins")], "no sources in the image"
+
+
+def test_cpu_convert_image_adds_torch_from_the_cpu_index_and_refuses_gpu_libraries():
+    (install,) = [value for value in values("docker/Dockerfile", "RUN", "convert") if "[convert]" in value]
+    assert CPU_WHEELS in install and CPU_WHEELS in (ROOT / "README.md").read_text()
+    assert "grep -iE '^(nvidia|triton)'" in install and "exit 1" in install
+    order = list(stages("docker/Dockerfile"))
+    assert order.index("serve") < order.index("convert"), "Docker's classic builder builds every stage before its target"
+    assert service("compose.yaml")["build"]["target"] == "serve"
+    assert compose("compose.convert.yaml")["services"]["vlm-router"]["build"] == {"target": "convert"}
+
+
+def test_gpu_dockerfile_installs_as_the_readme_does():
+    dockerfile = "docker/Dockerfile.gpu"
     steps = instructions(dockerfile)
     installs = [i for i, (name, value) in enumerate(steps) if name == "RUN" and "pip install" in value]
     assert len(installs) == 1, f"{dockerfile}: one pip install expected"
     command = steps[installs[0]][1]
     assert "'.[convert,structured]'" in command and CPU_WHEELS in command
-    assert CPU_WHEELS in (ROOT / "README.md").read_text()
     sources = ("vlm_router", "plugins", "pyproject.toml")
     sources_copied_at = max(i for i, (name, value) in enumerate(steps) if name == "COPY" and value.split()[0] in sources)
     assert sources_copied_at < installs[0]
@@ -134,13 +186,16 @@ def test_dockerfile_installs_as_the_readme_does(dockerfile):
 
 @pytest.mark.parametrize("dockerfile", DOCKERFILES)
 def test_dockerfile_runs_the_server_as_a_user_that_is_not_root(dockerfile):
-    (user,) = values(dockerfile, "USER")
+    user = values(dockerfile, "USER")[-1]
     assert user.split(":")[0] not in ("root", "0")
+    for stage, (_, steps) in stages(dockerfile).items():  # every image ends as that user
+        users = [value for name, value in steps if name == "USER"]
+        assert not users or users[-1] == user, f"{dockerfile}: stage {stage} ends as {users[-1]}"
     (creates,) = [value for value in values(dockerfile, "RUN") if "useradd" in value]
     created = re.search(r"--uid (\d+) .*\b(\w+)$", creates)
     assert user.split(":")[0] in created.groups(), f"USER {user} is not the user that {creates!r} creates"
 
-    env = parse(dockerfile).envs
+    env = envs(dockerfile)
     assert env["VLM_HOST"] == "0.0.0.0" and env["VLM_SERVICE_PORT"] == "9764"
     assert "9764" in " ".join(values(dockerfile, "EXPOSE")).split()
 
@@ -152,17 +207,18 @@ def test_dockerfile_runs_the_server_as_a_user_that_is_not_root(dockerfile):
 
 
 @pytest.mark.parametrize("dockerfile", DOCKERFILES)
-def test_dockerfile_builds_the_demo_model_and_keeps_the_cache_in_a_volume(dockerfile):
+def test_dockerfile_has_the_demo_model_and_keeps_the_caches_in_a_volume(dockerfile):
     config = models_yaml()
     demo = next(model for model in config["models"] if model["name"] == config["server"]["default_model"])
-    (build,) = [value for value in values(dockerfile, "RUN") if "make-tiny" in value]
-    args = cli_parser().parse_args(shlex.split(build)[1:])
-    assert args.out == f"/app/{demo['path']}"
+    built = [cli_parser().parse_args(shlex.split(value)[1:]).out for value in values(dockerfile, "RUN") if "make-tiny" in value]
+    copied = [value.split()[1] for value in values(dockerfile, "COPY") if value.split()[0] == demo["path"]]
+    assert built + copied == [f"/app/{demo['path']}"], "the demo, built or as the repository ships it"
 
     cache = f"/app/{config['server']['cache_dir']}"
     assert cache == "/app/ov-model"
     assert any(cache in exec_form(value) for value in values(dockerfile, "VOLUME"))
     assert any(f"chown -R vlm:vlm {cache}" in value for value in values(dockerfile, "RUN"))
+    assert envs(dockerfile)["HF_HOME"].startswith(cache + "/"), "downloads stay on the volume"
 
 
 def test_gpu_image_has_the_intel_runtime_the_groups_and_gpu_device():
@@ -274,8 +330,10 @@ def test_compose_interpolates_only_variables_that_setup_sh_and_env_define():
 def test_compose_defaults_keep_the_original_variables_port_and_proxies():
     base = service("compose.yaml")
     assert base["image"] == "vlm-router:latest"
-    assert base["ports"] == ["9764:9764"]
-    assert service("compose.yaml", {"VLM_SERVICE_PORT": "8000"})["ports"] == ["8000:8000"]
+    assert base["ports"] == ["127.0.0.1:9764:9764"], "published on this machine only"
+    assert service("compose.yaml", {"VLM_SERVICE_PORT": "8000"})["ports"] == ["127.0.0.1:8000:8000"]
+    opened = service("compose.yaml", {"VLM_HOST_BIND": "0.0.0.0"})
+    assert opened["ports"] == ["0.0.0.0:9764:9764"] and opened["environment"]["VLM_HOST_BIND"] == "0.0.0.0", "and the server knows it"
     env = base["environment"]
     assert set(ORIGINAL) | set(PROXIES) <= set(env)
     assert (env["VLM_DEVICE"], env["VLM_COMPRESSION_WEIGHT_FORMAT"], env["VLM_SERVICE_PORT"]) == ("CPU", "int8", "9764")
@@ -353,6 +411,7 @@ def test_setup_sh_exports_the_defaults(shell):
         "VLM_DEVICE": "CPU",
         "VLM_COMPRESSION_WEIGHT_FORMAT": "int8",
         "VLM_SERVICE_PORT": "9764",
+        "VLM_HOST_BIND": "127.0.0.1",
         "TAG": "latest",
     }
     load_config(ROOT / "models.yaml", exported)

@@ -38,6 +38,26 @@ def test_a_busy_port_is_one_line_naming_the_port_and_how_to_choose_another(tmp_p
 
 
 @pytest.mark.parametrize(
+    ("env", "warned"),
+    [
+        ({}, False),  # loopback, the default
+        ({"VLM_HOST": "0.0.0.0"}, True),
+        ({"VLM_HOST": "0.0.0.0", "VLM_API_KEYS": "sk-0123456789"}, False),
+        ({"VLM_HOST": "0.0.0.0", "VLM_HOST_BIND": "127.0.0.1"}, False),  # a container published on loopback
+        ({"VLM_HOST_BIND": "0.0.0.0"}, True),
+    ],
+)
+def test_a_server_open_beyond_this_machine_without_keys_warns(tmp_path, env, warned):
+    (tmp_path / "models.yaml").write_text("models:\n  - name: m\n    path: absent\n")
+    with socket.socket() as taken:  # the server logs its start, then finds the port taken and exits
+        taken.bind(("0.0.0.0", 0))
+        taken.listen()
+        result = serve("serve", cwd=tmp_path, VLM_SERVICE_PORT=str(taken.getsockname()[1]), **env)
+    assert result.returncode == 2
+    assert ("WARNING" in result.stderr and "no API keys, and reachable beyond this machine" in result.stderr) is warned, result.stderr
+
+
+@pytest.mark.parametrize(
     ("argv", "level", "form"),
     [
         (["serve"], "INFO", "text"),

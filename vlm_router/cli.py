@@ -59,8 +59,23 @@ def serve(args: argparse.Namespace) -> int:
     host, port = config.server.host, config.server.port
     page = f" (playground: http://{'localhost' if host in ('0.0.0.0', '::') else host}:{port}/)" if config.server.ui else ""
     logging.getLogger(__name__).info("serving %s on http://%s:%d%s", names, host, port, page)
+    _warn_if_open(config.server)
     asyncio.run(_serve(app, config.server))
     return 0
+
+
+def _warn_if_open(server: ServerConfig) -> None:
+    """A warning when the server is reachable beyond this machine without API keys. In a container, whose server
+    listens on every interface, `VLM_HOST_BIND` (which compose.yaml passes on) says where the port is published."""
+    from .api.access import is_loopback
+
+    reachable_on = os.environ.get("VLM_HOST_BIND", "").strip() or server.host
+    if not server.api_keys and not is_loopback(reachable_on):
+        logging.getLogger(__name__).warning(
+            "no API keys, and reachable beyond this machine (on %s): anyone who can reach port %d can use the models; "
+            "set VLM_API_KEYS (or server.api_keys), or listen on (publish on) 127.0.0.1",
+            reachable_on, server.port,
+        )
 
 
 async def _serve(app: web.Application, server: ServerConfig) -> None:

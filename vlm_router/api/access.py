@@ -125,7 +125,7 @@ def _unauthorized(message: str) -> APIError:
     return APIError(401, message, code="invalid_api_key", headers={hdrs.WWW_AUTHENTICATE: "Bearer"})
 
 
-def _is_loopback(host: str) -> bool:
+def is_loopback(host: str) -> bool:
     """`localhost`, a name under `.localhost` (RFC 6761), or a loopback address."""
     host = host.lower().rstrip(".")
     if host == "localhost" or host.endswith(".localhost"):
@@ -160,11 +160,11 @@ def host_check(server: ServerConfig) -> Middleware | None:
     `allowed_host_names` (`*`: any). Without those, a server bound elsewhere than loopback answers to any.
     """
     names = frozenset(name.lower().rstrip(".") for name in server.allowed_host_names)
-    if "*" in names or (not names and not _is_loopback(server.host)):
+    if "*" in names or (not names and not is_loopback(server.host)):
         return None
 
     def allows(host: str) -> bool:
-        return host in names or _is_loopback(host)
+        return host in names or is_loopback(host)
 
     @web.middleware
     async def check_host(request: web.Request, handler: Handler) -> web.StreamResponse:
@@ -203,7 +203,7 @@ class Cors:
         except ValueError:
             return False, False
         host = parts.hostname or ""
-        return ours and bool(host), "*" in self.host_names or host.rstrip(".") in self.host_names or _is_loopback(host) or _is_address(host)
+        return ours and bool(host), "*" in self.host_names or host.rstrip(".") in self.host_names or is_loopback(host) or _is_address(host)
 
     @web.middleware
     async def check(self, request: web.Request, handler: Handler) -> web.StreamResponse:
