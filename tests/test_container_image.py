@@ -41,7 +41,7 @@ def image() -> str:
     """The serving image (`--target serve`), built from this checkout."""
     if reason := _engine_missing():
         pytest.skip(reason)
-    built = docker("build", "-f", "docker/Dockerfile", "--target", "serve", "-t", IMAGE, str(ROOT), timeout=3600, check=False)
+    built = docker("build", "-f", str(ROOT / "docker" / "Dockerfile"), "--target", "serve", "-t", IMAGE, str(ROOT), timeout=3600, check=False)
     assert built.returncode == 0, built.stdout[-3000:] + built.stderr[-3000:]
     return IMAGE
 
