@@ -27,6 +27,7 @@ import openai
 import pytest
 from aiohttp import web
 from PIL import Image
+from prometheus_client.parser import text_string_to_metric_families
 
 from vlm_router.api.app import SERVICE, create_app
 from vlm_router.config import RouterConfig, parse_config
@@ -317,6 +318,27 @@ async def wait_for(predicate, seconds: float = 30) -> None:
             return
         await asyncio.sleep(0.05)
     raise AssertionError("condition not reached")
+
+
+#: Prometheus samples by name and labels.
+Samples = dict[tuple[str, frozenset[tuple[str, str]]], float]
+
+
+def metric_samples(text: str) -> Samples:
+    """Every sample of a Prometheus text exposition, read by prometheus-client's parser."""
+    return {(s.name, frozenset(s.labels.items())): s.value for family in text_string_to_metric_families(text) for s in family.samples}
+
+
+def scrape(url: str) -> Samples:
+    """The samples `GET /metrics` of the server at `url` answers with, in Prometheus text format."""
+    response = httpx.get(url + "/metrics", timeout=30)
+    assert response.status_code == 200 and response.headers["Content-Type"].startswith("text/plain; version="), response.text
+    return metric_samples(response.text)
+
+
+def metric_sum(url: str, name: str, **labels: str) -> float:
+    """The sum of the server's samples `name` that have `labels` (whatever their other labels); 0 without any."""
+    return sum(value for (found, have), value in scrape(url).items() if found == name and set(labels.items()) <= have)
 
 
 def free_port() -> int:

@@ -23,23 +23,21 @@ from typing import Any
 import httpx
 import yaml
 
+from .conftest import free_port
+
 ROOT = Path(__file__).resolve().parent.parent
 TEMPLATE = ROOT / "docker" / "nginx" / "vlm-router.conf"
 _EXAMPLE_SERVER = re.compile(r"^(?P<indent>[ \t]+)server 10\.0\.0\.\d+:9764(?P<rest>[^\n]*)\n", re.M)
 _EXAMPLE_LISTEN = "listen 8080;"
 #: One access-log line per request: the path, the status sent, and every replica tried with its status.
 LOG_FORMAT = "$request_uri $status upstreams=$upstream_addr statuses=$upstream_status"
+#: nginx's temporary folders, in the run's folder.
+TEMP_FOLDERS = ("client_body", "proxy", "fastcgi", "uwsgi", "scgi")
 
 
 def nginx_binary() -> str | None:
     """nginx on the PATH or in /usr/sbin (Debian's package puts it there), else None."""
     return shutil.which("nginx") or next((p for p in ("/usr/sbin/nginx",) if os.access(p, os.X_OK)), None)
-
-
-def free_port() -> int:
-    with socket.socket() as probe:
-        probe.bind(("127.0.0.1", 0))
-        return probe.getsockname()[1]
 
 
 def render(servers: list[str], port: int) -> str:
@@ -115,8 +113,8 @@ class Replica:
             os.killpg(self.process.pid, signal.SIGKILL)
             self.process.wait(10)
 
-    def running(self) -> int:
-        """Requests in flight on this replica, over its models."""
+    def in_flight(self) -> int:
+        """Requests running or waiting on this replica, over its models."""
         return sum(card["running"] + card["waiting"] for card in httpx.get(self.url + "/v1/models", timeout=10).json()["data"])
 
     def log(self) -> str:
@@ -142,7 +140,7 @@ class Nginx:
         if binary is None:
             raise RuntimeError("nginx is not installed: apt-get install nginx")
         self.folder.mkdir(parents=True, exist_ok=True)
-        for temp in ("client_body", "proxy", "fastcgi", "uwsgi", "scgi"):
+        for temp in TEMP_FOLDERS:
             (self.folder / temp).mkdir(exist_ok=True)
         (self.folder / "vlm-router.conf").write_text(render([r.address for r in self.replicas], self.port))
         # Started as root, nginx runs its workers as nobody, who could not reach the request-body folder inside a
@@ -154,7 +152,7 @@ class Nginx:
             "http {\n"
             f"    log_format upstreams '{LOG_FORMAT}';\n"
             f"    access_log {self.folder}/access.log upstreams;\n"
-            + "".join(f"    {temp}_temp_path {self.folder}/{temp};\n" for temp in ("client_body", "proxy", "fastcgi", "uwsgi", "scgi"))
+            + "".join(f"    {temp}_temp_path {self.folder}/{temp};\n" for temp in TEMP_FOLDERS)
             + f"    include {self.folder}/vlm-router.conf;\n"
             "}\n"
         )

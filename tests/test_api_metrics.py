@@ -2,7 +2,8 @@
 
 import httpx
 import pytest
-from prometheus_client.parser import text_string_to_metric_families
+
+from .conftest import scrape
 
 MODEL = "tiny-llava"
 #: path: (body asking for 3 tokens whatever the model says, how the body reports the tokens generated)
@@ -12,11 +13,6 @@ APIS = {
     "/v1/responses": ({"input": "Hi", "max_output_tokens": 3}, lambda r: r["usage"]["output_tokens"]),
     "/v1/messages": ({"messages": [{"role": "user", "content": "Hi"}], "max_tokens": 3}, lambda r: r["usage"]["output_tokens"]),
 }
-
-
-def scrape(url: str) -> dict[tuple[str, frozenset], float]:
-    text = httpx.get(url + "/metrics", timeout=30).text
-    return {(s.name, frozenset(s.labels.items())): s.value for family in text_string_to_metric_families(text) for s in family.samples}
 
 
 @pytest.mark.parametrize("path", APIS)

@@ -8,27 +8,15 @@ import signal
 import aiohttp
 import httpx
 from prometheus_client.openmetrics.parser import text_string_to_metric_families as parse_openmetrics
-from prometheus_client.parser import text_string_to_metric_families
 
-from .conftest import ENDLESS, data_url, image_part, open_stream, png_bytes, user, wait_for
+from .conftest import ENDLESS, Samples, data_url, image_part, metric_samples, open_stream, png_bytes, scrape, user, wait_for
 
 MODEL = "tiny-qwen2-vl"
-Samples = dict[tuple[str, frozenset], float]
-
-
-def samples(text: str) -> Samples:
-    return {(s.name, frozenset(s.labels.items())): s.value for family in text_string_to_metric_families(text) for s in family.samples}
-
-
-def scrape(url: str) -> Samples:
-    response = httpx.get(url + "/metrics", timeout=30)
-    assert response.status_code == 200 and response.headers["Content-Type"].startswith("text/plain; version=")
-    return samples(response.text)
 
 
 async def ascrape(url: str) -> Samples:
     async with aiohttp.ClientSession() as http, http.get(url + "/metrics") as response:
-        return samples(await response.text())
+        return metric_samples(await response.text())
 
 
 def value(metrics: Samples, name: str, **labels: str) -> float:

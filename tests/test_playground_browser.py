@@ -19,7 +19,7 @@ from PIL import Image
 
 from vlm_router.api.app import create_app
 
-from .conftest import ROOT, ServerThread, data_url, make_video, png_bytes, router_config
+from .conftest import ROOT, ServerThread, data_url, make_video, metric_sum, png_bytes, router_config
 
 webdriver = pytest.importorskip("selenium.webdriver", reason="Selenium comes with the test extra: pip install -e '.[test]'")
 from selenium.common.exceptions import TimeoutException  # noqa: E402
@@ -131,12 +131,6 @@ def settings(driver: WebDriver, **values: str) -> None:
         field.send_keys(value, Keys.TAB)  # TAB: the change event that saves it
 
 
-def metric(server: ServerThread, name: str, **labels: str) -> float:
-    selector = ",".join(f'{k}="{v}"' for k, v in labels.items())
-    found = re.search(rf"^{name}\{{{selector}\}} (\S+)$", httpx.get(server.url + "/metrics").text, re.M)
-    return float(found.group(1)) if found else 0.0
-
-
 def model_card(server: ServerThread, model: str) -> dict[str, Any]:
     return httpx.get(f"{server.url}/v1/models/{model}").json()
 
@@ -170,7 +164,7 @@ def test_a_text_chat_streams_and_keeps_its_history(browser, served):
 def test_an_attached_image_reaches_the_server(browser, served, tmp_path):
     image = tmp_path / "red.png"
     image.write_bytes(png_bytes(96, 64))
-    before = metric(served, "vlm_router_vision_encoding_seconds_count", model="demo")
+    before = metric_sum(served.url, "vlm_router_vision_encoding_seconds_count", model="demo")
     open_page(browser, served)
     browser.find_element(By.ID, "files").send_keys(str(image))
     until(browser, lambda d: d.find_elements(By.CSS_SELECTOR, "#attachments img"), 5)
@@ -178,7 +172,7 @@ def test_an_attached_image_reaches_the_server(browser, served, tmp_path):
     assert "figures" in answer.find_element(By.CSS_SELECTOR, "p:last-child").get_attribute("class"), answer.text
     assert browser.find_elements(By.CSS_SELECTOR, "#messages li.user img.thumb"), "the message shows its image"
     assert browser.find_elements(By.CSS_SELECTOR, "#attachments li") == [], "sent attachments leave the composer"
-    assert metric(served, "vlm_router_vision_encoding_seconds_count", model="demo") == before + 1
+    assert metric_sum(served.url, "vlm_router_vision_encoding_seconds_count", model="demo") == before + 1
     assert console(browser) == []
 
 
@@ -207,10 +201,10 @@ def test_images_dropped_or_pasted_are_attached_and_can_be_removed(browser, serve
     assert [image.get_attribute("title") for image in attached] == ["dropped.png", "pasted.png"]
     browser.find_element(By.CSS_SELECTOR, "#attachments button[aria-label='Remove dropped.png']").click()
     assert [image.get_attribute("title") for image in browser.find_elements(By.CSS_SELECTOR, "#attachments img")] == ["pasted.png"]
-    before = metric(served, "vlm_router_vision_encoding_seconds_count", model="demo")
+    before = metric_sum(served.url, "vlm_router_vision_encoding_seconds_count", model="demo")
     assert finished(send(browser, "And this?"), browser).find_elements(By.CLASS_NAME, "figures")
     assert [image.get_attribute("title") for image in browser.find_elements(By.CSS_SELECTOR, "#messages li.user img")] == ["pasted.png"]
-    assert metric(served, "vlm_router_vision_encoding_seconds_count", model="demo") == before + 1
+    assert metric_sum(served.url, "vlm_router_vision_encoding_seconds_count", model="demo") == before + 1
     assert console(browser) == []
 
 
@@ -230,21 +224,21 @@ def test_images_are_scaled_down_in_the_browser_to_the_models_budget(browser, ser
 def test_a_video_is_sent_as_a_video_url(browser, served, tmp_path):
     video = tmp_path / "clip.mp4"
     video.write_bytes(make_video(1.0))
-    before = metric(served, "vlm_router_vision_encoding_seconds_count", model="demo")
+    before = metric_sum(served.url, "vlm_router_vision_encoding_seconds_count", model="demo")
     open_page(browser, served)
     assert browser.find_element(By.ID, "files").get_attribute("accept") == "image/*,video/*"
     browser.find_element(By.ID, "files").send_keys(str(video))
     answer = finished(send(browser, "What happens?"), browser)
     assert answer.find_elements(By.CLASS_NAME, "figures"), answer.text
     assert browser.find_elements(By.CSS_SELECTOR, "#messages li.user video.thumb")
-    assert metric(served, "vlm_router_vision_encoding_seconds_count", model="demo") == before + 1
+    assert metric_sum(served.url, "vlm_router_vision_encoding_seconds_count", model="demo") == before + 1
     assert console(browser) == []
 
 
 def test_stop_cancels_the_request_on_the_server(browser, served):
     open_page(browser, served)
     settings(browser, max_tokens="4000")
-    cancelled = metric(served, "vlm_router_requests_total", model="demo", status="499", stream="true")
+    cancelled = metric_sum(served.url, "vlm_router_requests_total", model="demo", status="499", stream="true")
     answer = send(browser, "Tell me everything.")
     until(browser, lambda d: int(answer.get_attribute("data-chunks") or 0) > 0)
     assert model_card(served, "demo")["running"] == 1
@@ -255,7 +249,7 @@ def test_stop_cancels_the_request_on_the_server(browser, served):
     assert answer.find_element(By.CLASS_NAME, "figures").text.endswith("stopped")
     assert not stop.is_displayed() and browser.find_element(By.ID, "send").is_enabled()
     until(browser, lambda _: model_card(served, "demo")["running"] == 0, 10)
-    until(browser, lambda _: metric(served, "vlm_router_requests_total", model="demo", status="499", stream="true") == cancelled + 1, 10)
+    until(browser, lambda _: metric_sum(served.url, "vlm_router_requests_total", model="demo", status="499", stream="true") == cancelled + 1, 10)
     # One sequence at a time: the next request runs only if the stopped one no longer does.
     settings(browser, max_tokens="")
     assert "12 completion tokens" in finished(send(browser, "Short, please."), browser).text

@@ -11,7 +11,6 @@ from __future__ import annotations
 import io
 import json
 import os
-import re
 import shutil
 import threading
 import time
@@ -28,7 +27,7 @@ import openai
 import pytest
 from PIL import Image
 
-from .conftest import ROOT, data_url
+from .conftest import ROOT, data_url, metric_sum
 from .replicas import Nginx, Replica, nginx_binary
 
 pytestmark = pytest.mark.nginx
@@ -100,13 +99,6 @@ def encode_png(pixels: np.ndarray) -> bytes:
     return out.getvalue()
 
 
-def metric(replica: Replica, name: str, **labels: str) -> float:
-    """The sum of the replica's series `name` that have `labels`."""
-    wanted = {f'{k}="{v}"' for k, v in labels.items()}
-    series = re.findall(rf"^{name}\{{(.*)\}} (\S+)$", httpx.get(replica.url + "/metrics", timeout=10).text, re.M)
-    return sum(float(value) for found, value in series if wanted <= set(found.split(",")))
-
-
 class Stream(threading.Thread):
     """A streaming request through nginx on a thread: `started` once its first text arrived; `outcome` at the end
     ("done": it ended with [DONE]; "cut": the connection ended first)."""
@@ -146,7 +138,7 @@ def test_requests_spread_across_the_replicas_behind_nginx(cluster):
     assert set(served) == {replica.address for replica in cluster.replicas}
     assert min(served.values()) >= 3, served
     for replica in cluster.replicas:  # nginx's account and the replicas' own agree
-        assert metric(replica, "vlm_router_requests_total", model=MODEL, status="200") == served[replica.address]
+        assert metric_sum(replica.url, "vlm_router_requests_total", model=MODEL, status="200") == served[replica.address]
 
 
 def test_killing_a_replica_fails_only_its_requests_in_flight(cluster):
@@ -155,7 +147,7 @@ def test_killing_a_replica_fails_only_its_requests_in_flight(cluster):
         stream.start()
     for stream in streams:
         assert stream.started.wait(60), "every stream produced text"
-    in_flight = {replica.address: replica.running() for replica in cluster.replicas}
+    in_flight = {replica.address: replica.in_flight() for replica in cluster.replicas}
     victim = max(cluster.replicas, key=lambda replica: in_flight[replica.address])
     assert in_flight[victim.address] >= 1, in_flight
     victim.kill()
@@ -225,7 +217,7 @@ def test_streaming_through_nginx_is_not_buffered(cluster):
     assert first.startswith("data: {")
 
     def streams(**status: str) -> float:
-        return sum(metric(replica, "vlm_router_requests_total", model=MODEL, stream="true", **status) for replica in cluster.replicas)
+        return sum(metric_sum(replica.url, "vlm_router_requests_total", model=MODEL, stream="true", **status) for replica in cluster.replicas)
 
     for _ in range(600):  # until the replica has counted it
         if streams():
