@@ -240,8 +240,8 @@ def test_stop_cancels_the_request_on_the_server(browser, served):
     settings(browser, max_tokens="4000")
     cancelled = metric_sum(served.url, "vlm_router_requests_total", model="demo", status="499", stream="true")
     answer = send(browser, "Tell me everything.")
-    until(browser, lambda d: int(answer.get_attribute("data-chunks") or 0) > 0)
-    assert model_card(served, "demo")["running"] == 1
+    # Stop as soon as the server generates: the tiny model may write its 4000 tokens before the page has shown many.
+    until(browser, lambda _: model_card(served, "demo")["running"] == 1, 60)
     stop = browser.find_element(By.ID, "stop")
     assert stop.is_displayed()
     stop.click()
